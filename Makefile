@@ -1,0 +1,37 @@
+# Quick start: `make demo` runs the main job on the embedded synthetic data, `make test` runs the
+# tests. Both install first when needed; `make install` is idempotent (a stamp file records a
+# finished install, and pip's wheel cache serves the ~10 minute mmcv build on later runs).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-build.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -r requirements-build.txt
+	@# torch first: mmcv's ops build compiles against it (no build isolation).
+	$(PIP) install "torch===2.13.0" "torchvision==0.28.0"
+	MMCV_WITH_OPS=1 MAX_JOBS=2 $(PIP) install --no-build-isolation "mmcv==2.1.0"
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PY) -c "import torch, torchvision, mmcv, mmseg.models, mmdet.models, rats_mm; from mmcv.ops import MultiScaleDeformableAttention; print('rats_mm install ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"
+	touch $(STAMP)
+
+demo: install
+	$(PY) tools/demo.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+benchmark: install
+	$(PY) benchmarks/backbone_scaling.py
+
+clean:
+	rm -rf $(VENV) work_dirs
