@@ -1,0 +1,119 @@
+"""Register attention: patches talk only through registers (compress -> communicate -> broadcast)."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RegisterAttention(nn.Module):
+    """RATS attention over ``[R; P]``: N registers first, then L patches.
+
+    For each head ``h`` with its own registers ``R_h`` (``n = N / H`` of them):
+
+    - compress:     ``C_h = softmax(q[R_h] k[P]^T / sqrt(d)) v[P]``   (L -> n)
+    - communicate:  ``M_h = softmax(C_h C_h^T / sqrt(d)) C_h``         (n -> n)
+    - broadcast:    ``O[P] = softmax(q[P] M_h^T / sqrt(d)) M_h``       (n -> L)
+
+    Register ``r`` belongs to head ``r // n`` only: its output is ``M_h`` in its own head's slice
+    and zero in every other head's slice. Parameter names (``qkv``, ``proj``) are those of a
+    timm / DINO ViT attention, so any ViT checkpoint initialises it.
+
+    Two exact shortcuts follow from the math: a register's keys and values are never read, and
+    only its own head's query is, so registers project only that query (``D x d`` of ``qkv``);
+    and since a register's output is zero outside its head, ``proj`` reads only that slice.
+
+    Args:
+        dim (int): Token dimension D.
+        num_heads (int): Number of heads H; ``dim`` must be a multiple of it.
+        num_registers (int): Number of registers N; must be a positive multiple of ``num_heads``.
+        qkv_bias (bool): Bias in the ``qkv`` projection.
+        attn_drop (float): Dropout on the attention weights of each step (training only).
+        proj_drop (float): Dropout after the output projection.
+    """
+
+    def __init__(self, dim, num_heads, num_registers, qkv_bias=True, attn_drop=0.0,
+                 proj_drop=0.0):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f'dim={dim} must be a multiple of num_heads={num_heads}')
+        if num_registers <= 0 or num_registers % num_heads != 0:
+            raise ValueError(
+                f'num_registers={num_registers} must be a positive multiple of '
+                f'num_heads={num_heads}: registers are partitioned evenly across heads')
+        self.dim = dim
+        self.num_heads = num_heads
+        self.num_registers = num_registers
+        self.head_dim = dim // num_heads
+        self.regs_per_head = num_registers // num_heads
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _register_queries(self, registers):
+        """Own-head queries of the registers: (B, N, D) -> (B, H, n, d)."""
+        B = registers.shape[0]
+        H, n, d = self.num_heads, self.regs_per_head, self.head_dim
+        w_q = self.qkv.weight[:self.dim].view(H, d, self.dim)                 # (H, d, D)
+        x = registers.view(B, H, n, self.dim).transpose(0, 1)                 # (H, B, n, D)
+        q = torch.matmul(x.reshape(H, B * n, self.dim), w_q.transpose(1, 2))  # (H, B*n, d)
+        if self.qkv.bias is not None:
+            q = q + self.qkv.bias[:self.dim].view(H, 1, d)
+        return q.view(H, B, n, d).transpose(0, 1)                             # (B, H, n, d)
+
+    def _patch_qkv(self, patches):
+        """Queries, keys and values of the patches: (B, L, D) -> 3 x (B, H, L, d)."""
+        B, L, _ = patches.shape
+        qkv = self.qkv(patches).view(B, L, 3, self.num_heads, self.head_dim)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)                           # 3 x (B, H, L, d)
+
+    def _register_output(self, messages):
+        """``proj`` of the registers' outputs, each non-zero only in its own head's slice.
+
+        (B, H, n, d) -> (B, N, D), equal to ``proj`` of the zero-padded (B, N, D) output.
+        """
+        B = messages.shape[0]
+        H, n, d = self.num_heads, self.regs_per_head, self.head_dim
+        w_o = self.proj.weight.view(self.dim, H, d).permute(1, 2, 0)            # (H, d, D)
+        x = messages.transpose(0, 1).reshape(H, B * n, d)                       # (H, B*n, d)
+        out = torch.matmul(x, w_o) + self.proj.bias                             # (H, B*n, D)
+        return out.view(H, B, n, self.dim).transpose(0, 1).reshape(B, H * n, self.dim)
+
+    def forward(self, x):
+        """Args:
+            x (Tensor): (B, N + L, D) tokens, the N registers first.
+
+        Returns:
+            Tensor: (B, N + L, D) attention output (after ``proj``).
+        """
+        N = self.num_registers
+        if x.shape[1] <= N:
+            raise ValueError(f'expected {N} registers followed by patches, got {x.shape[1]} tokens')
+        registers, patches = x[:, :N], x[:, N:]
+        q_reg = self._register_queries(registers)                   # (B, H, n, d)
+        q_pat, k_pat, v_pat = self._patch_qkv(patches)              # (B, H, L, d) each
+        drop = self.attn_drop if self.training else 0.0
+        compressed = F.scaled_dot_product_attention(q_reg, k_pat, v_pat, dropout_p=drop)
+        messages = F.scaled_dot_product_attention(compressed, compressed, compressed,
+                                                  dropout_p=drop)  # (B, H, n, d)
+        broadcast = F.scaled_dot_product_attention(q_pat, messages, messages, dropout_p=drop)
+        B, H, L, d = broadcast.shape
+        out_pat = self.proj(broadcast.transpose(1, 2).reshape(B, L, H * d))  # (B, L, D)
+        out_reg = self._register_output(messages)                              # (B, N, D)
+        return self.proj_drop(torch.cat([out_reg, out_pat], dim=1))
+
+    @torch.no_grad()
+    def compress_weights(self, x):
+        """Attention weights of the compress step, for analysis.
+
+        Args:
+            x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
+
+        Returns:
+            Tensor: (B, N, L) weights of each register over the patches (rows sum to 1).
+        """
+        N = self.num_registers
+        q_reg = self._register_queries(x[:, :N])                    # (B, H, n, d)
+        _, k_pat, _ = self._patch_qkv(x[:, N:])                     # (B, H, L, d)
+        logits = q_reg @ k_pat.transpose(-2, -1) * self.head_dim ** -0.5
+        B, H, n, L = logits.shape
+        return logits.softmax(dim=-1).reshape(B, H * n, L)

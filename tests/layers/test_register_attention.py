@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+
+from rats_mm.layers import RegisterAttention
+
+
+def reference_register_attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, num_registers):
+    """DESIGN.md section 1, written literally: a loop over heads and explicit zero padding."""
+    B, T, D = x.shape
+    d, n = D // num_heads, num_registers // num_heads
+    qkv = x @ qkv_w.T + qkv_b                                  # (B, T, 3D)
+    q, k, v = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
+    out = torch.zeros(B, T, D, dtype=x.dtype)
+    P = slice(num_registers, T)
+    for h in range(num_heads):
+        cols = slice(h * d, (h + 1) * d)
+        R_h = slice(h * n, (h + 1) * n)
+        C = torch.softmax(q[:, R_h, cols] @ k[:, P, cols].transpose(1, 2) / math.sqrt(d),
+                          -1) @ v[:, P, cols]
+        M = torch.softmax(C @ C.transpose(1, 2) / math.sqrt(d), -1) @ C
+        out[:, P, cols] = torch.softmax(q[:, P, cols] @ M.transpose(1, 2) / math.sqrt(d),
+                                        -1) @ M
+        out[:, R_h, cols] = M  # other registers keep zeros in this head's slice
+    return out @ proj_w.T + proj_b
+
+
+@pytest.mark.parametrize('num_heads,num_registers,num_patches', [(2, 4, 12), (4, 8, 7), (1, 3, 5)])
+def test_matches_design_math_float64(num_heads, num_registers, num_patches):
+    torch.manual_seed(0)
+    attn = RegisterAttention(32, num_heads, num_registers).double()
+    for p in attn.parameters():  # larger weights make the softmaxes far from uniform
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(3, num_registers + num_patches, 32, dtype=torch.float64)
+    got = attn(x)
+    want = reference_register_attention(x, attn.qkv.weight, attn.qkv.bias, attn.proj.weight,
+                                        attn.proj.bias, num_heads, num_registers)
+    rel = (got - want).norm() / want.norm()
+    assert got.shape == x.shape
+    assert rel < 1e-9
+
+
+def test_registers_of_one_head_do_not_reach_another_head():
+    torch.manual_seed(1)
+    H, N, D = 4, 8, 32
+    n, d = N // H, D // H
+    attn = RegisterAttention(D, H, N).double()
+    with torch.no_grad():  # identity projection exposes each head's slice
+        attn.proj.weight.copy_(torch.eye(D))
+        attn.proj.bias.zero_()
+    x = torch.randn(2, N + 10, D, dtype=torch.float64)
+    base = attn(x)
+    x2 = x.clone()
+    x2[:, n:2 * n] += torch.randn(2, n, D, dtype=torch.float64)  # perturb head 1's registers
+    moved = attn(x2)
+    for h in range(H):
+        cols = slice(h * d, (h + 1) * d)
+        changed = not torch.allclose(base[..., cols], moved[..., cols], atol=1e-12)
+        assert changed == (h == 1), f'head {h}'
+    # a register writes only its own head's slice
+    for r in range(N):
+        own = r // n
+        other = [c for c in range(D) if c // d != own]
+        assert torch.all(base[:, r, other] == 0)
+
+
+def test_compress_weights_are_distributions_over_patches():
+    attn = RegisterAttention(32, 2, 4)
+    w = attn.compress_weights(torch.randn(2, 4 + 9, 32))
+    assert w.shape == (2, 4, 9)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 4), atol=1e-6)
+    assert (w >= 0).all()
+
+
+def test_gradients_reach_every_parameter_and_input():
+    attn = RegisterAttention(32, 2, 4)
+    x = torch.randn(2, 4 + 6, 32, requires_grad=True)
+    attn(x).square().sum().backward()
+    assert x.grad[:, :4].abs().sum() > 0 and x.grad[:, 4:].abs().sum() > 0
+    for name, p in attn.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(dim=32, num_heads=4, num_registers=6), 'multiple of num_heads'),
+    (dict(dim=32, num_heads=4, num_registers=0), 'positive multiple'),
+    (dict(dim=30, num_heads=4, num_registers=8), 'dim=30'),
+])
+def test_bad_construction_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RegisterAttention(**kwargs)
+
+
+def test_input_without_patches_raises():
+    with pytest.raises(ValueError, match='registers followed by patches'):
+        RegisterAttention(32, 2, 4)(torch.randn(1, 4, 32))
