@@ -1,0 +1,263 @@
+"""RATS Vision Transformer; with ``attn_mode='full'`` also ViT + registers and plain ViT."""
+from functools import partial
+
+import torch
+from timm.layers import resample_abs_pos_embed, trunc_normal_
+from torch import nn
+
+from ..layers import ATTN_MODES, Block
+
+
+def _pair(size):
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch projection (timm name ``patch_embed.proj``)."""
+
+    def __init__(self, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x):
+        """(B, C, H, W) -> (B, h*w, D) patch tokens and the grid (h, w)."""
+        H, W = x.shape[-2:]
+        if H % self.patch_size or W % self.patch_size:
+            raise ValueError(f'input size {H}x{W} is not a multiple of the patch size '
+                             f'{self.patch_size}; pad or resize the image first')
+        x = self.proj(x)                                   # (B, D, h, w)
+        return x.flatten(2).transpose(1, 2), x.shape[-2:]  # (B, h*w, D)
+
+
+class RatsViT(nn.Module):
+    """Vision Transformer whose [CLS] token is split into ``num_registers`` registers.
+
+    Token order inside the blocks: ``[cls?, registers, patches]``. Only patches carry a position
+    embedding (resampled bicubically for any input size that is a multiple of the patch size).
+
+    Args:
+        img_size (int | tuple): Pretraining size; sets the stored position-embedding grid.
+        patch_size (int): Patch size.
+        in_chans (int): Input channels.
+        embed_dim (int): Token dimension D.
+        depth (int): Number of blocks.
+        num_heads (int): Attention heads H.
+        mlp_ratio (float): MLP hidden size relative to D.
+        qkv_bias (bool): Bias in the ``qkv`` projections.
+        num_registers (int): Learnable registers N (a multiple of H for ``'rats'``).
+        attn_mode (str): ``'rats'`` (register attention) or ``'full'`` (self-attention over all
+            tokens: ViT + registers, or with ``num_registers=0, class_token=True`` a plain ViT).
+        class_token (bool): Keep a [CLS] token (``'full'`` only; in RATS registers replace it).
+        drop_path_rate (float): Stochastic depth, linearly increasing over blocks.
+        init_values (float | None): LayerScale init (``None``: no LayerScale).
+        attn_drop_rate (float): Attention-weight dropout.
+        proj_drop_rate (float): Dropout after projections.
+    """
+
+    def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12,
+                 num_heads=6, mlp_ratio=4.0, qkv_bias=True, num_registers=48, attn_mode='rats',
+                 class_token=False, drop_path_rate=0.0, init_values=None, attn_drop_rate=0.0,
+                 proj_drop_rate=0.0):
+        super().__init__()
+        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token)
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.num_registers = num_registers
+        self.attn_mode = attn_mode
+        self.has_class_token = class_token
+        self.num_prefix_tokens = int(class_token) + num_registers
+        self.grid_size = tuple(s // patch_size for s in _pair(img_size))
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.registers = (nn.Parameter(torch.zeros(1, num_registers, embed_dim))
+                          if num_registers else None)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1],
+                                                  embed_dim))
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList([
+            Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
+                  mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
+                  drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
+            for i in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.init_weights()
+
+    @staticmethod
+    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token):
+        if attn_mode not in ATTN_MODES:
+            raise ValueError(f'attn_mode={attn_mode!r} is not one of {ATTN_MODES}')
+        if attn_mode == 'rats' and class_token:
+            raise ValueError("class_token=True needs attn_mode='full': in RATS the registers "
+                             'replace the [CLS] token')
+        if num_registers < 0:
+            raise ValueError(f'num_registers={num_registers} must be >= 0')
+        if not class_token and num_registers == 0:
+            raise ValueError('the model needs registers or a class token (num_registers=0 and '
+                             'class_token=False leave no image embedding)')
+        if any(s % patch_size for s in _pair(img_size)):
+            raise ValueError(f'img_size={img_size} is not a multiple of patch_size={patch_size}')
+
+    def init_weights(self):
+        """timm-style init: trunc-normal(0.02) for weights and tokens, zero biases."""
+        trunc_normal_(self.pos_embed, std=0.02)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
+        if self.registers is not None:
+            trunc_normal_(self.registers, std=0.02)  # distinct at init
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self):
+        """Parameter names excluded from weight decay."""
+        return {'pos_embed', 'cls_token', 'registers'}
+
+    def _embed(self, x):
+        """(B, C, H, W) -> tokens (B, T, D) in block order, and the patch grid (h, w)."""
+        patches, grid = self.patch_embed(x)                                # (B, L, D)
+        pos = self.pos_embed
+        if tuple(grid) != self.grid_size:
+            pos = resample_abs_pos_embed(pos, new_size=list(grid), old_size=list(self.grid_size),
+                                         num_prefix_tokens=0, interpolation='bicubic')
+        tokens = [patches + pos]
+        B = patches.shape[0]
+        if self.registers is not None:
+            tokens.insert(0, self.registers.expand(B, -1, -1))
+        if self.cls_token is not None:
+            tokens.insert(0, self.cls_token.expand(B, -1, -1))
+        return torch.cat(tokens, dim=1), tuple(grid)
+
+    def _split(self, x):
+        """Normed tokens (B, T, D) -> the forward_features dict."""
+        c = int(self.has_class_token)
+        registers = x[:, c:self.num_prefix_tokens]                          # (B, N, D)
+        return {
+            'x_norm_clstoken': x[:, 0] if c else registers.mean(dim=1),
+            'x_norm_regtokens': registers,
+            'x_norm_patchtokens': x[:, self.num_prefix_tokens:],
+        }
+
+    def forward_features(self, x):
+        """Args:
+            x (Tensor): (B, C, H, W) images, H and W multiples of the patch size.
+
+        Returns:
+            dict: ``x_norm_clstoken`` (B, D), ``x_norm_regtokens`` (B, N, D),
+            ``x_norm_patchtokens`` (B, L, D), ``x_prenorm`` (B, T, D), ``grid_size`` (h, w).
+        """
+        x, grid = self._embed(x)
+        for blk in self.blocks:
+            x = blk(x)
+        out = self._split(self.norm(x))
+        out.update(x_prenorm=x, grid_size=grid)
+        return out
+
+    def forward(self, x):
+        """Image embedding (B, D): the [CLS] token, or the mean of the registers."""
+        return self.forward_features(x)['x_norm_clstoken']
+
+    def _resolve_indices(self, indices):
+        depth = len(self.blocks)
+        if indices is None:
+            return [depth - 1]
+        if isinstance(indices, int):
+            if not 0 < indices <= depth:
+                raise ValueError(f'indices={indices}: ask for 1..{depth} last blocks')
+            return list(range(depth - indices, depth))
+        resolved = []
+        for i in indices:
+            if not -depth <= i < depth:
+                raise ValueError(f'block index {i} is out of range for depth {depth}')
+            resolved.append(i % depth)
+        return sorted(set(resolved))
+
+    def forward_intermediates(self, x, indices=None, norm=True, return_registers=True,
+                              output_fmt='NCHW', intermediates_only=False):
+        """Patch maps (and registers) after chosen blocks, for dense heads.
+
+        Args:
+            x (Tensor): (B, C, H, W) images.
+            indices (int | Sequence[int] | None): An int n takes the last n blocks; a sequence
+                takes those block indices (negative allowed); None the last block.
+            norm (bool): Apply the final norm to the taken tokens.
+            return_registers (bool): Pair each map with that block's registers (B, N, D).
+            output_fmt (str): ``'NCHW'`` maps (B, D, h, w) or ``'NLC'`` tokens (B, L, D).
+            intermediates_only (bool): Return only the intermediates and stop after the last
+                taken block.
+
+        Returns:
+            list | tuple: the intermediates (maps, or ``(map, registers)`` pairs), or
+            ``(forward_features dict, intermediates)`` when ``intermediates_only`` is False.
+        """
+        if output_fmt not in ('NCHW', 'NLC'):
+            raise ValueError(f"output_fmt={output_fmt!r} is not 'NCHW' or 'NLC'")
+        take = self._resolve_indices(indices)
+        x, (h, w) = self._embed(x)
+        B, c, P = x.shape[0], int(self.has_class_token), self.num_prefix_tokens
+        stop = max(take) + 1 if intermediates_only else len(self.blocks)
+        outs = []
+        for i, blk in enumerate(self.blocks[:stop]):
+            x = blk(x)
+            if i not in take:
+                continue
+            y = self.norm(x) if norm else x
+            maps = y[:, P:]                                                  # (B, L, D)
+            if output_fmt == 'NCHW':
+                maps = maps.transpose(1, 2).reshape(B, -1, h, w)             # (B, D, h, w)
+            outs.append((maps, y[:, c:P]) if return_registers else maps)
+        if intermediates_only:
+            return outs
+        final = self._split(self.norm(x))
+        final.update(x_prenorm=x, grid_size=(h, w))
+        return final, outs
+
+    @torch.no_grad()
+    def last_compress_weights(self, x):
+        """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""
+        if self.attn_mode != 'rats':
+            raise ValueError("compress weights exist only for attn_mode='rats'")
+        x, _ = self._embed(x)
+        for blk in self.blocks[:-1]:
+            x = blk(x)
+        last = self.blocks[-1]
+        return last.attn.compress_weights(last.norm1(x))
+
+
+# (embed_dim, depth, num_heads) of the standard sizes.
+ARCHS = {'tiny': (192, 12, 3), 'small': (384, 12, 6), 'base': (768, 12, 12),
+         'large': (1024, 24, 16)}
+
+
+def _build(arch, patch_size, **kwargs):
+    if arch not in ARCHS:
+        raise ValueError(f'arch={arch!r} is not one of {sorted(ARCHS)}')
+    dim, depth, heads = ARCHS[arch]
+    kwargs = {'embed_dim': dim, 'depth': depth, 'num_heads': heads, **kwargs}
+    return RatsViT(patch_size=patch_size, **kwargs)
+
+
+def rats_vit(arch='small', patch_size=16, registers_per_head=8, **kwargs):
+    """RATS of a standard size with ``registers_per_head`` registers per head (48 for S)."""
+    heads = ARCHS[arch][2] if arch in ARCHS else 1
+    kwargs.setdefault('num_registers', registers_per_head * kwargs.get('num_heads', heads))
+    return _build(arch, patch_size, attn_mode='rats', class_token=False, **kwargs)
+
+
+def vit(arch='small', patch_size=16, num_registers=0, **kwargs):
+    """Plain ViT (``num_registers=0``) or ViT + registers (Darcet et al.) with a [CLS] token."""
+    return _build(arch, patch_size, attn_mode='full', class_token=True,
+                  num_registers=num_registers, **kwargs)
+
+
+rats_tiny_patch16 = partial(rats_vit, 'tiny', 16)
+rats_small_patch16 = partial(rats_vit, 'small', 16)
+rats_base_patch16 = partial(rats_vit, 'base', 16)
+rats_large_patch16 = partial(rats_vit, 'large', 16)
+vit_small_patch16 = partial(vit, 'small', 16)
+vit_base_patch16 = partial(vit, 'base', 16)
+vit_small_patch16_reg4 = partial(vit, 'small', 16, 4)
+vit_base_patch16_reg4 = partial(vit, 'base', 16, 4)

@@ -1,0 +1,122 @@
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+from rats_mm.models import RatsViT, checkpoint_filter_fn, rats_small_patch16, vit_small_patch16
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+
+
+def timm_vit(**kwargs):
+    torch.manual_seed(0)
+    m = VisionTransformer(num_classes=0, **TINY, **kwargs).eval()
+    for name, p in m.named_parameters():  # non-trivial tokens and positions
+        if 'token' in name or 'pos_embed' in name:
+            torch.nn.init.normal_(p, std=0.5)
+    return m
+
+
+@pytest.mark.parametrize('timm_kwargs,num_registers', [
+    ({}, 0),                                            # plain ViT
+    ({'reg_tokens': 4}, 4),                             # ViT + registers, positions on prefix
+    ({'reg_tokens': 4, 'no_embed_class': True}, 4),     # ViT + registers, DINOv2-style in timm
+])
+def test_full_mode_reproduces_timm_vit(timm_kwargs, num_registers):
+    ref = timm_vit(**timm_kwargs)
+    model = RatsViT(**TINY, num_registers=num_registers, class_token=True,
+                    attn_mode='full').eval()
+    result = model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = ref.forward_features(x)
+        got = model.forward_features(x)
+    assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
+    assert got['x_norm_regtokens'].shape[1] == num_registers
+    assert torch.allclose(got['x_norm_regtokens'], want[:, 1:1 + num_registers], atol=1e-5)
+    assert (got['x_norm_patchtokens'] - want[:, 1 + num_registers:]).abs().max() < 1e-5
+
+
+def test_rats_forward_shapes_for_non_square_sizes():
+    model = RatsViT(**TINY, num_registers=4).eval()
+    out = model.forward_features(torch.randn(2, 3, 48, 80))
+    assert out['x_norm_regtokens'].shape == (2, 4, 32)
+    assert out['x_norm_patchtokens'].shape == (2, 6 * 10, 32)
+    assert out['grid_size'] == (6, 10)
+    assert torch.allclose(out['x_norm_clstoken'], out['x_norm_regtokens'].mean(1))
+    assert torch.equal(model(torch.ones(1, 3, 32, 32)),
+                       model.forward_features(torch.ones(1, 3, 32, 32))['x_norm_clstoken'])
+
+
+def test_input_not_multiple_of_patch_size_raises():
+    with pytest.raises(ValueError, match='50x64 is not a multiple of the patch size 8'):
+        RatsViT(**TINY, num_registers=4)(torch.randn(1, 3, 50, 64))
+
+
+def test_forward_intermediates():
+    model = RatsViT(**TINY, num_registers=4).eval()
+    x = torch.randn(2, 3, 48, 64)
+    final, inter = model.forward_intermediates(x, indices=(0, -1))
+    assert len(inter) == 2
+    for maps, regs in inter:
+        assert maps.shape == (2, 32, 6, 8) and regs.shape == (2, 4, 32)
+    last_map, last_regs = inter[-1]
+    ff = model.forward_features(x)
+    assert torch.allclose(last_map.flatten(2).transpose(1, 2), ff['x_norm_patchtokens'],
+                          atol=1e-6)
+    assert torch.allclose(last_regs, ff['x_norm_regtokens'], atol=1e-6)
+    assert torch.allclose(final['x_norm_regtokens'], ff['x_norm_regtokens'], atol=1e-6)
+    only = model.forward_intermediates(x, indices=1, intermediates_only=True,
+                                       return_registers=False, output_fmt='NLC')
+    assert len(only) == 1 and only[0].shape == (2, 48, 32)
+    with pytest.raises(ValueError, match='out of range'):
+        model.forward_intermediates(x, indices=(5,))
+    with pytest.raises(ValueError, match='output_fmt'):
+        model.forward_intermediates(x, output_fmt='NHWC')
+
+
+def test_gradients_reach_registers_and_positions():
+    model = RatsViT(**TINY, num_registers=4)
+    model(torch.randn(2, 3, 32, 32)).square().sum().backward()
+    assert model.registers.grad.abs().sum() > 0
+    assert model.pos_embed.grad.abs().sum() > 0
+    # every register gets its own gradient (they are distinct, not tied)
+    assert (model.registers.grad[0].abs().sum(-1) > 0).all()
+
+
+def test_registers_distinct_at_init_and_no_weight_decay_names_exist():
+    model = RatsViT(**TINY, num_registers=4)
+    regs = model.registers[0]
+    assert torch.cdist(regs, regs)[~torch.eye(4, dtype=bool)].min() > 0
+    names = dict(model.named_parameters())
+    assert model.no_weight_decay() >= {'registers', 'pos_embed'}
+    assert all(n in names for n in model.no_weight_decay() if n != 'cls_token')
+
+
+def test_last_compress_weights():
+    model = RatsViT(**TINY, num_registers=4)
+    w = model.last_compress_weights(torch.randn(1, 3, 32, 48))
+    assert w.shape == (1, 4, 24)
+    assert torch.allclose(w.sum(-1), torch.ones(1, 4), atol=1e-6)
+    with pytest.raises(ValueError, match="attn_mode='rats'"):
+        RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full') \
+            .last_compress_weights(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(num_registers=4, class_token=True), 'class_token=True needs'),
+    (dict(num_registers=0, class_token=False, attn_mode='full'), 'registers or a class token'),
+    (dict(num_registers=3), 'multiple of num_heads'),
+    (dict(num_registers=4, attn_mode='linear'), 'attn_mode'),
+    (dict(num_registers=4, img_size=36), 'not a multiple of patch_size'),
+])
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RatsViT(**{**TINY, **kwargs})
+
+
+def test_factories_follow_registers_per_head():
+    assert rats_small_patch16(depth=1).num_registers == 48
+    assert rats_small_patch16(depth=1, registers_per_head=2).num_registers == 12
+    plain = vit_small_patch16(depth=1)
+    assert plain.num_registers == 0 and plain.has_class_token and plain.attn_mode == 'full'

@@ -1,0 +1,117 @@
+import pytest
+import torch
+from timm.models.vision_transformer import VisionTransformer
+
+from rats_mm.models import (RatsViT, checkpoint_filter_fn, detect_source, load_checkpoint_file,
+                            load_pretrained)
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+
+
+class NotATensor:
+    """A pickled object that weights_only loading must refuse."""
+
+
+def timm_vit(**kwargs):
+    torch.manual_seed(0)
+    m = VisionTransformer(num_classes=0, **TINY, **kwargs).eval()
+    for name, p in m.named_parameters():
+        if 'token' in name or 'pos_embed' in name:
+            torch.nn.init.normal_(p, std=0.5)
+    return m
+
+
+def dinov2_state_dict(ref):
+    """The DINOv2 layout of a timm no_embed_class reg-ViT: CLS position kept apart, chunked
+    blocks, ``register_tokens`` and ``mask_token``."""
+    sd = ref.state_dict()
+    cls_pos = torch.randn(1, 1, 32)
+    out = {'cls_token': sd['cls_token'] - cls_pos, 'mask_token': torch.zeros(1, 32),
+           'register_tokens': sd['reg_token'],
+           'pos_embed': torch.cat([cls_pos, sd['pos_embed']], dim=1)}
+    for k, v in sd.items():
+        if k.startswith('blocks.'):
+            _, i, rest = k.split('.', 2)
+            out[f'blocks.0.{i}.{rest}'] = v  # one chunk holding every block
+        elif k not in ('cls_token', 'reg_token', 'pos_embed'):
+            out[k] = v
+    return out
+
+
+def test_dinov2_with_registers_matches_timm():
+    ref = timm_vit(reg_tokens=4, no_embed_class=True, init_values=0.1)
+    sd = dinov2_state_dict(ref)
+    assert detect_source(sd) == 'dinov2'
+    model = RatsViT(**TINY, num_registers=4, class_token=True, attn_mode='full',
+                    init_values=0.1).eval()
+    model.load_state_dict(checkpoint_filter_fn({'teacher': sd}, model), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want, got = ref.forward_features(x), model.forward_features(x)
+    assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
+    assert (got['x_norm_patchtokens'] - want[:, 5:]).abs().max() < 1e-5
+
+
+def test_rats_registers_initialised_from_cls_plus_noise():
+    ref = timm_vit()
+    model = RatsViT(**TINY, num_registers=6)
+    result = load_pretrained(model, ref.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    effective_cls = ref.cls_token + ref.pos_embed[:, :1]  # what the CLS enters block 0 as
+    regs = model.registers.detach()
+    assert regs.shape == (1, 6, 32)
+    assert (regs - effective_cls).abs().max() < 0.2            # near the CLS ...
+    assert torch.cdist(regs[0], regs[0])[~torch.eye(6, dtype=bool)].min() > 1e-3  # ... distinct
+    assert torch.equal(model.blocks[1].attn.qkv.weight, ref.blocks[1].attn.qkv.weight)
+
+
+def test_position_grid_and_patch_size_resampled():
+    ref = timm_vit()
+    model = RatsViT(img_size=64, patch_size=16, embed_dim=32, depth=2, num_heads=2,
+                    num_registers=2)
+    sd = checkpoint_filter_fn(ref.state_dict(), model)
+    assert sd['pos_embed'].shape == (1, 16, 32)
+    assert sd['patch_embed.proj.weight'].shape == (32, 3, 16, 16)
+    model.load_state_dict(sd, strict=True)
+
+
+@pytest.mark.parametrize('wrap', [
+    lambda sd: sd,
+    lambda sd: {'state_dict': {**{f'teacher.backbone.{k}': v for k, v in sd.items()},
+                               **{f'student.backbone.{k}': v * 0 for k, v in sd.items()}}},
+    lambda sd: {'state_dict': {f'backbone.vit.{k}': v for k, v in sd.items()}},
+])
+def test_own_checkpoints_round_trip(wrap):
+    src = RatsViT(**TINY, num_registers=4).eval()
+    dst = RatsViT(**TINY, num_registers=4).eval()
+    sd = checkpoint_filter_fn(wrap(src.state_dict()), dst)
+    assert detect_source(sd) == 'rats_mm'
+    dst.load_state_dict(sd, strict=True)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(src(x), dst(x))
+
+
+def test_unrecognised_checkpoint_raises():
+    with pytest.raises(ValueError, match='unrecognised checkpoint'):
+        checkpoint_filter_fn({'layer1.weight': torch.zeros(1)}, RatsViT(**TINY, num_registers=2))
+
+
+def test_strict_load_reports_missing_keys():
+    sd = timm_vit().state_dict()
+    del sd['blocks.1.mlp.fc2.weight']
+    model = RatsViT(**TINY, num_registers=2)
+    assert load_pretrained(model, sd).missing_keys == ['blocks.1.mlp.fc2.weight']
+    with pytest.raises(RuntimeError, match=r'missing keys \[.blocks\.1\.mlp\.fc2\.weight'):
+        load_pretrained(model, sd, strict=True)
+
+
+def test_file_needing_more_than_weights_is_refused(tmp_path):
+    path = tmp_path / 'pickled.pth'
+    torch.save({'state_dict': timm_vit().state_dict(), 'meta': NotATensor()}, path)
+    with pytest.raises(RuntimeError, match='pickled.pth.*trust_checkpoint=True'):
+        load_checkpoint_file(str(path))
+    model = RatsViT(**TINY, num_registers=2)
+    assert not load_pretrained(model, str(path), trust_checkpoint=True).missing_keys
+    plain = tmp_path / 'plain.pth'
+    torch.save(timm_vit().state_dict(), plain)
+    assert 'cls_token' in load_checkpoint_file(str(plain))
