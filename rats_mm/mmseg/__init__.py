@@ -1,0 +1,8 @@
+"""mmsegmentation plugin: load with ``custom_imports = dict(imports=['rats_mm.mmseg'])``."""
+from mmseg.registry import MODELS
+
+from ..engine import RatsViTBackbone
+
+MODELS.register_module('RatsViT', module=RatsViTBackbone)
+
+__all__ = ['RatsViTBackbone']
