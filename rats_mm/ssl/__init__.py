@@ -1,0 +1,16 @@
+"""DINO self-distillation pieces in pure PyTorch (no OpenMMLab imports).
+
+Multi-crop augmentation, DINO head, DINO loss with centring, step-wise schedules, the EMA
+teacher and the k-NN monitor.
+"""
+from .head import DINOHead, cancel_last_layer_gradients
+from .knn import knn_accuracy, knn_classify
+from .loss import DINOLoss
+from .multicrop import MultiCropAugmentation, collate_multicrop
+from .schedules import cosine_schedule, linear_warmup_then_constant
+from .teacher import build_teacher, update_teacher
+
+__all__ = [
+    'DINOHead', 'DINOLoss', 'MultiCropAugmentation', 'build_teacher',
+    'cancel_last_layer_gradients', 'collate_multicrop', 'cosine_schedule', 'knn_accuracy',
+    'knn_classify', 'linear_warmup_then_constant', 'update_teacher']

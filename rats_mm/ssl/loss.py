@@ -1,0 +1,134 @@
+"""DINO self-distillation loss with a centred, sharpened teacher."""
+import torch
+from torch import distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ['DINOLoss']
+
+
+class DINOLoss(nn.Module):
+    """Cross-entropy between teacher and student prototype distributions over crop pairs.
+
+    For every teacher crop ``iq`` and every student crop ``v != iq``, the loss is
+    ``-sum_k softmax((t_iq - c) / teacher_temp)_k * log_softmax(s_v / student_temp)_k``,
+    averaged over the batch and then over the pairs. The teacher crops are the first
+    ``num_teacher_crops`` student crops (the global views), hence the skipped diagonal.
+    After the loss, in training mode, the centre ``c`` moves towards the teacher batch mean:
+    ``c <- m c + (1 - m) mean(t)`` (mean over all processes when a process group exists).
+
+    Args:
+        out_dim (int): Number of prototypes K.
+        student_temp (float): Student softmax temperature.
+        center_momentum (float): EMA momentum m of the centre, in [0, 1].
+    """
+
+    def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9):
+        super().__init__()
+        if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
+            raise ValueError(f'out_dim must be an integer >= 1, got {out_dim!r}')
+        if not student_temp > 0:
+            raise ValueError(f'student_temp must be > 0, got {student_temp!r}')
+        if not 0.0 <= center_momentum <= 1.0:
+            raise ValueError(f'center_momentum must be in [0, 1], got {center_momentum!r}')
+        self.out_dim = out_dim
+        self.student_temp = float(student_temp)
+        self.center_momentum = float(center_momentum)
+        self.register_buffer('center', torch.zeros(1, out_dim))
+
+    def _check_inputs(self, student_output, teacher_output, teacher_temp, num_student_crops,
+                      num_teacher_crops):
+        """Validate shapes and counts.
+
+        Args:
+            student_output (Tensor): (num_student_crops * B, K) student logits.
+            teacher_output (Tensor): (num_teacher_crops * B, K) teacher logits.
+            teacher_temp (float): Teacher temperature.
+            num_student_crops (int): Crops per image seen by the student.
+            num_teacher_crops (int): Crops per image seen by the teacher.
+
+        Returns:
+            int: The per-crop batch size B.
+        """
+        if not teacher_temp > 0:
+            raise ValueError(f'teacher_temp must be > 0, got {teacher_temp!r}')
+        for name, n in (('num_student_crops', num_student_crops),
+                        ('num_teacher_crops', num_teacher_crops)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f'{name} must be an integer >= 1, got {n!r}')
+        if num_student_crops * num_teacher_crops - min(num_student_crops,
+                                                       num_teacher_crops) == 0:
+            raise ValueError('no crop pair with different indices: need more than one crop '
+                             f'(num_student_crops={num_student_crops}, '
+                             f'num_teacher_crops={num_teacher_crops})')
+        for name, out, n in (('student_output', student_output, num_student_crops),
+                             ('teacher_output', teacher_output, num_teacher_crops)):
+            if out.dim() != 2 or out.shape[1] != self.out_dim or out.shape[0] % n:
+                raise ValueError(f'{name} must have shape ({n} * B, {self.out_dim}), '
+                                 f'got {tuple(out.shape)}')
+        batch = student_output.shape[0] // num_student_crops
+        if batch == 0 or teacher_output.shape[0] // num_teacher_crops != batch:
+            raise ValueError(
+                f'batch sizes differ or are empty: student {student_output.shape[0]} rows / '
+                f'{num_student_crops} crops, teacher {teacher_output.shape[0]} rows / '
+                f'{num_teacher_crops} crops')
+        return batch
+
+    def forward(self, student_output, teacher_output, teacher_temp, num_student_crops,
+                num_teacher_crops=2):
+        """Compute the loss, then (training mode only) update the centre.
+
+        Args:
+            student_output (Tensor): (num_student_crops * B, K) student logits, crop-major
+                (all images' crop 0, then crop 1, ...).
+            teacher_output (Tensor): (num_teacher_crops * B, K) teacher logits, crop-major;
+                no gradient flows into it.
+            teacher_temp (float): Teacher softmax temperature (see
+                :func:`~rats_mm.ssl.linear_warmup_then_constant`).
+            num_student_crops (int): Crops per image seen by the student (2 + locals).
+            num_teacher_crops (int): Crops per image seen by the teacher (the global ones).
+
+        Returns:
+            Tensor: Scalar float32 loss.
+        """
+        batch = self._check_inputs(student_output, teacher_output, teacher_temp,
+                                   num_student_crops, num_teacher_crops)
+        k = self.out_dim
+        # computed in float32 whatever the input dtype (bf16/fp16 logits under autocast)
+        log_p = F.log_softmax(student_output.float() / self.student_temp, dim=-1)
+        log_p = log_p.view(num_student_crops, batch, k)               # (V, B, K)
+        with torch.no_grad():
+            q = F.softmax((teacher_output.float() - self.center) / teacher_temp, dim=-1)
+            q = q.view(num_teacher_crops, batch, k)                   # (T, B, K)
+        log_p_sum = log_p.sum(dim=0)                                  # (B, K) over crops
+        total = log_p.new_zeros(())
+        for iq in range(num_teacher_crops):
+            # sum over student crops v != iq of log p_v: (B, K)
+            log_p_others = log_p_sum - log_p[iq] if iq < num_student_crops else log_p_sum
+            total = total + torch.sum(-q[iq] * log_p_others, dim=-1).mean()
+        n_terms = num_student_crops * num_teacher_crops - min(num_student_crops,
+                                                              num_teacher_crops)
+        loss = total / n_terms
+        if self.training:
+            self.update_center(teacher_output)
+        return loss
+
+    @torch.no_grad()
+    def update_center(self, teacher_output):
+        """EMA of the teacher batch mean, averaged over processes when distributed.
+
+        Args:
+            teacher_output (Tensor): (num_teacher_crops * B, K) teacher logits.
+        """
+        batch_center = teacher_output.detach().float().sum(dim=0, keepdim=True)  # (1, K)
+        count = teacher_output.shape[0]
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(batch_center)
+            count *= dist.get_world_size()
+        batch_center = batch_center / count
+        self.center.mul_(self.center_momentum).add_(
+            batch_center.to(self.center.dtype), alpha=1.0 - self.center_momentum)
+
+    def extra_repr(self):
+        return (f'out_dim={self.out_dim}, student_temp={self.student_temp}, '
+                f'center_momentum={self.center_momentum}')

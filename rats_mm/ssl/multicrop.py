@@ -1,0 +1,207 @@
+"""DINO multi-crop augmentation (2 global + N local views) and its collate function.
+
+Recipe of facebookresearch/dino (``DataAugmentationDINO``) with the torchvision ops that
+dinov2 uses for blur and solarisation, so every random draw comes from torch's RNG and a
+seed makes the crops reproducible.
+"""
+import numbers
+
+import torch
+from torchvision import transforms
+
+__all__ = ['MultiCropAugmentation', 'collate_multicrop']
+
+
+def _check_scale(name, scale):
+    """Validate a ``(min, max)`` area-fraction range with ``0 < min <= max <= 1``.
+
+    Args:
+        name (str): Argument name used in the error message.
+        scale (Sequence[float]): The range to check.
+
+    Returns:
+        tuple[float, float]: The range as a tuple of floats.
+    """
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f'{name} must be a pair (min, max), got {scale!r}') from None
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f'{name} must satisfy 0 < min <= max <= 1, got {scale!r}')
+    return lo, hi
+
+
+def _check_positive_int(name, value, allow_zero=False):
+    """Validate a (strictly, unless ``allow_zero``) positive integer.
+
+    Args:
+        name (str): Argument name used in the error message.
+        value (int): The value to check.
+        allow_zero (bool): Accept 0 as well.
+
+    Returns:
+        int: ``value`` as an int.
+    """
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        bound = '>= 0' if allow_zero else '> 0'
+        raise ValueError(f'{name} must be an integer {bound}, got {value!r}')
+    return int(value)
+
+
+def _check_channels(name, values, positive):
+    """Validate a per-channel (R, G, B) triple.
+
+    Args:
+        name (str): Argument name used in the error message.
+        values (Sequence[float]): The triple.
+        positive (bool): Require every entry to be > 0 (for ``std``).
+
+    Returns:
+        tuple[float, float, float]: The triple as floats.
+    """
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f'{name} must be 3 numbers, got {values!r}') from None
+    if len(out) != 3 or (positive and min(out) <= 0):
+        cond = '3 numbers > 0' if positive else '3 numbers'
+        raise ValueError(f'{name} must be {cond}, got {values!r}')
+    return out
+
+
+class MultiCropAugmentation:
+    """DINO multi-crop: two global views and ``local_crops_number`` local views of an image.
+
+    Every view: ``RandomResizedCrop`` (bicubic), horizontal flip (p=0.5), colour jitter
+    (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1) with p=0.8, grayscale (p=0.2),
+    then Gaussian blur (kernel 9, or ``2 * size - 1`` for crops under 5 px; sigma in
+    [0.1, 2]) with p=1.0 on global view 1, p=0.1 on global view 2 and p=0.5 on local views; global view 2 is also solarised (threshold 128)
+    with p=0.2; finally ``ToTensor`` and ``Normalize(mean, std)``.
+
+    Args:
+        global_crops_scale (tuple[float, float]): Area fraction range of the global crops.
+        local_crops_scale (tuple[float, float]): Area fraction range of the local crops.
+        local_crops_number (int): Number of local crops (0 disables them).
+        global_crop_size (int): Output side of the global crops.
+        local_crop_size (int): Output side of the local crops.
+        mean (tuple[float, float, float]): Per-channel normalisation mean.
+        std (tuple[float, float, float]): Per-channel normalisation std.
+    """
+
+    def __init__(self, global_crops_scale=(0.4, 1.0), local_crops_scale=(0.05, 0.4),
+                 local_crops_number=8, global_crop_size=224, local_crop_size=96,
+                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+        self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
+        self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
+        self.local_crops_number = _check_positive_int(
+            'local_crops_number', local_crops_number, allow_zero=True)
+        self.global_crop_size = _check_positive_int('global_crop_size', global_crop_size)
+        self.local_crop_size = _check_positive_int('local_crop_size', local_crop_size)
+        self.mean = _check_channels('mean', mean, positive=False)
+        self.std = _check_channels('std', std, positive=True)
+        self.global_transform1, self.global_transform2, self.local_transform = (
+            self._build_transforms())
+
+    def _build_transforms(self):
+        """Build the three pipelines (global 1, global 2, local).
+
+        Returns:
+            tuple[Compose, Compose, Compose]: Global view 1, global view 2, local view.
+        """
+        bicubic = transforms.InterpolationMode.BICUBIC
+
+        def flip_and_color_jitter():
+            return [
+                transforms.RandomHorizontalFlip(p=0.5),
+                transforms.RandomApply(
+                    [transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2,
+                                            hue=0.1)], p=0.8),
+                transforms.RandomGrayscale(p=0.2)]
+
+        def blur(p, size):
+            # kernel 9 as in dinov2; smaller for crops under 5 px (reflect padding < size)
+            kernel = min(9, 2 * size - 1)
+            return transforms.RandomApply(
+                [transforms.GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0))], p=p)
+
+        normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
+        global_crop = transforms.RandomResizedCrop(
+            self.global_crop_size, scale=self.global_crops_scale, interpolation=bicubic)
+        local_crop = transforms.RandomResizedCrop(
+            self.local_crop_size, scale=self.local_crops_scale, interpolation=bicubic)
+        global1 = transforms.Compose(
+            [global_crop, *flip_and_color_jitter(), blur(1.0, self.global_crop_size), *normalize])
+        global2 = transforms.Compose(
+            [global_crop, *flip_and_color_jitter(), blur(0.1, self.global_crop_size),
+             transforms.RandomSolarize(threshold=128, p=0.2), *normalize])
+        local = transforms.Compose(
+            [local_crop, *flip_and_color_jitter(), blur(0.5, self.local_crop_size), *normalize])
+        return global1, global2, local
+
+    def _crops(self, image):
+        """Draw all views from the current torch RNG state.
+
+        Args:
+            image (PIL.Image.Image): RGB input image.
+
+        Returns:
+            list[Tensor]: ``2 + local_crops_number`` views.
+        """
+        crops = [self.global_transform1(image), self.global_transform2(image)]
+        crops.extend(self.local_transform(image) for _ in range(self.local_crops_number))
+        return crops
+
+    def __call__(self, image, generator=None):
+        """Augment one image into its views.
+
+        Args:
+            image (PIL.Image.Image): RGB input image.
+            generator (torch.Generator | None): Optional source of randomness. When given,
+                one seed is drawn from it and the views are produced under that seed in a
+                forked RNG, leaving torch's global RNG untouched; otherwise the global
+                RNG is used (seed it with ``torch.manual_seed`` for reproducibility).
+
+        Returns:
+            list[Tensor]: Two global views (3, global_crop_size, global_crop_size) followed
+            by ``local_crops_number`` local views (3, local_crop_size, local_crop_size),
+            float32 and normalised.
+        """
+        if generator is None:
+            return self._crops(image)
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator).item())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._crops(image)
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(global_crops_scale={self.global_crops_scale}, '
+                f'local_crops_scale={self.local_crops_scale}, '
+                f'local_crops_number={self.local_crops_number}, '
+                f'global_crop_size={self.global_crop_size}, '
+                f'local_crop_size={self.local_crop_size})')
+
+
+def collate_multicrop(batch):
+    """Batch per-image crop lists into one tensor per crop index.
+
+    The result, concatenated with ``torch.cat``, is crop-major (all images' crop 0, then
+    crop 1, ...), the order :class:`DINOLoss` expects.
+
+    Args:
+        batch (Sequence[Sequence[Tensor]]): One list of crops per image, as returned by
+            :class:`MultiCropAugmentation`; every image must have the same number of crops
+            and crop ``i`` the same shape across images.
+
+    Returns:
+        list[Tensor]: ``num_crops`` tensors, entry ``i`` of shape (B, 3, s_i, s_i).
+    """
+    if len(batch) == 0:
+        raise ValueError('batch must hold at least one image')
+    num_crops = len(batch[0])
+    for i, crops in enumerate(batch):
+        if len(crops) != num_crops:
+            raise ValueError(
+                f'batch[{i}] has {len(crops)} crops, batch[0] has {num_crops}')
+    # per crop index: B x (3, s, s) -> (B, 3, s, s)
+    return [torch.stack([crops[c] for crops in batch]) for c in range(num_crops)]
