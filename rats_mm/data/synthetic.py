@@ -228,7 +228,8 @@ def render_records(tasks, workers):
     if workers <= 1 or len(tasks) < 2:
         return [write_sample(task) for task in tasks]
     chunk = max(1, len(tasks) // (workers * 8))
-    with multiprocessing.get_context().Pool(workers, initializer=cv2.setNumThreads,
+    # spawn, not fork: a fork after torch / OpenCV started their thread pools can deadlock
+    with multiprocessing.get_context('spawn').Pool(workers, initializer=cv2.setNumThreads,
                                             initargs=(1,)) as pool:
         return list(pool.imap(write_sample, tasks, chunksize=chunk))
 
