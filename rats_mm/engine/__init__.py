@@ -2,9 +2,10 @@
 data, hooks and launcher used by ``tools/pretrain.py`` (registered in mmengine's registries)."""
 from .backbone import RatsViTBackbone
 from .data import EvalTransform, ImageFolderDataset, multicrop_collate
-from .dino import DINODistributedDataParallel, DINOPretrainer
+from .dino import DINODistributedDataParallel, DINOPretrainer, StudentOptimWrapperConstructor
 from .hooks import DINOScheduleHook, KNNMonitorHook, PlainCheckpointHook, ThroughputHook
 
 __all__ = ['DINODistributedDataParallel', 'DINOPretrainer', 'DINOScheduleHook',
            'EvalTransform', 'ImageFolderDataset', 'KNNMonitorHook', 'PlainCheckpointHook',
-           'RatsViTBackbone', 'ThroughputHook', 'multicrop_collate']
+           'RatsViTBackbone', 'StudentOptimWrapperConstructor', 'ThroughputHook',
+           'multicrop_collate']

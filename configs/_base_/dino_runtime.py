@@ -1,0 +1,56 @@
+# DINO pretraining runtime shared by every pretraining config (mmengine Runner, root scope).
+# Children set model.backbone and the dataset roots, and declare the iteration-dependent
+# entries (train_cfg, param_scheduler, custom_hooks) from their own max_iters / warmup_iters.
+custom_imports = dict(imports=['rats_mm.engine'], allow_failed_imports=False)
+
+model = dict(
+    type='DINOPretrainer',
+    backbone=dict(),
+    head=dict(out_dim=65536, hidden_dim=2048, bottleneck_dim=256, nlayers=3,
+              norm_last_layer=True),
+    loss=dict(student_temp=0.1, center_momentum=0.9),
+    freeze_last_layer_iters=0,
+    data_preprocessor=dict(type='BaseDataPreprocessor'))
+model_wrapper_cfg = dict(type='DINODistributedDataParallel')
+
+train_dataloader = dict(
+    batch_size=64,  # per process
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    collate_fn=dict(type='multicrop_collate'),
+    dataset=dict(
+        type='ImageFolderDataset',
+        data_root='data/imagenet/train',
+        pipeline=dict(type='MultiCropAugmentation', global_crops_scale=(0.4, 1.0),
+                      local_crops_scale=(0.05, 0.4), local_crops_number=8,
+                      global_crop_size=224, local_crop_size=96)))
+
+# AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    constructor='StudentOptimWrapperConstructor',  # the teacher is an EMA, not optimised
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.04, betas=(0.9, 0.999)),
+    clip_grad=dict(max_norm=3.0),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={
+        'registers': dict(decay_mult=0.0), 'pos_embed': dict(decay_mult=0.0),
+        'cls_token': dict(decay_mult=0.0)}))
+auto_scale_lr = dict(enable=True, base_batch_size=256)
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3))
+# schedule values and the running count of unreadable images: latest value, not a mean
+log_processor = dict(by_epoch=False, window_size=50, custom_cfg=[
+    dict(data_src=key, method_name='mean', window_size=1)
+    for key in ('skipped_images', 'teacher_momentum', 'teacher_temp')])
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'),
+               dist_cfg=dict(backend='nccl'))
+randomness = dict(seed=0)
+log_level = 'INFO'
+load_from = None
+resume = False

@@ -1,0 +1,47 @@
+# Demo: a tiny RATS pretrained with DINO on the generated synthetic parts data (no downloads),
+# sized to train on 2 CPU cores in about 5 minutes. Make the data first:
+#   python tools/make_synthetic.py data/synthetic --num-images 1000 --size 96 --seed 0
+#   python tools/pretrain.py configs/demo/dino_rats_synthetic.py
+#   python tools/export_backbone.py work_dirs/dino_rats_synthetic/iter_600.pth \
+#       work_dirs/demo/backbone.pth
+_base_ = ['../_base_/dino_runtime.py']
+
+data_root = 'data/synthetic'
+max_iters = 600
+warmup_iters = 60
+crop_size = 64
+backbone = dict(img_size=crop_size, patch_size=8, embed_dim=96, depth=4, num_heads=3,
+                num_registers=12, attn_mode='rats', class_token=False, drop_path_rate=0.0)
+
+model = dict(backbone=backbone,
+             head=dict(out_dim=1024, hidden_dim=256, bottleneck_dim=64),
+             freeze_last_layer_iters=warmup_iters // 2)
+train_dataloader = dict(
+    batch_size=32, num_workers=2, persistent_workers=True,
+    dataset=dict(data_root=data_root, ann_file='labels/training.txt',
+                 pipeline=dict(global_crop_size=crop_size, local_crop_size=32,
+                               local_crops_number=4, local_crops_scale=(0.1, 0.4))))
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=warmup_iters,
+         end=max_iters),
+    dict(type='CosineAnnealingParamScheduler', param_name='weight_decay', eta_min_ratio=10.0,
+         by_epoch=False, begin=0, end=max_iters),
+]
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
+auto_scale_lr = dict(enable=False)  # lr above is already for this batch
+eval_pipeline = dict(type='EvalTransform', size=crop_size, crop_ratio=1.0)
+custom_hooks = [
+    dict(type='DINOScheduleHook', momentum=(0.996, 1.0), teacher_temp=(0.04, 0.07),
+         teacher_temp_warmup_iters=warmup_iters),
+    dict(type='ThroughputHook'),
+    dict(type='PlainCheckpointHook'),
+    dict(type='KNNMonitorHook', interval=300, k=20, batch_size=128,
+         # data_root: the training dataset's
+         bank=dict(type='ImageFolderDataset', ann_file='labels/training.txt',
+                   pipeline=eval_pipeline),
+         query=dict(type='ImageFolderDataset', ann_file='labels/validation.txt',
+                    pipeline=eval_pipeline)),
+]
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=200))

@@ -1,0 +1,138 @@
+"""DINO self-distillation as an mmengine model: student and EMA teacher, one train step."""
+import torch
+from mmengine.model import BaseModel, MMDistributedDataParallel
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
+
+from ..models import RatsViT, load_pretrained
+from ..ssl import DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients, update_teacher
+
+
+@MODELS.register_module()
+class DINOPretrainer(BaseModel):
+    """Student and teacher (backbone + DINO head) trained with the DINO loss.
+
+    The image embedding fed to the heads is ``RatsViT.forward``: the mean of the final normed
+    registers for RATS, the [CLS] token for a ViT, so RATS, ViT + registers and plain ViT all
+    pretrain through this class. The teacher momentum and temperature are set every iteration
+    by ``DINOScheduleHook`` (``teacher_momentum``, ``teacher_temp``, ``current_iter``).
+
+    Args:
+        backbone (dict): :class:`RatsViT` arguments; an optional ``pretrained`` path is loaded
+            through ``checkpoint_filter_fn``.
+        head (dict): :class:`DINOHead` arguments except ``in_dim``.
+        loss (dict): :class:`DINOLoss` arguments except ``out_dim``.
+        freeze_last_layer_iters (int): Iterations during which the head's last layer is
+            not updated (DINO: one epoch).
+        data_preprocessor (dict | None): mmengine data preprocessor (moves data to device).
+        init_cfg (dict | None): mmengine init config.
+    """
+
+    def __init__(self, backbone, head=None, loss=None, freeze_last_layer_iters=0,
+                 data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        backbone = dict(backbone)
+        pretrained = backbone.pop('pretrained', None)
+        vit = RatsViT(**backbone)
+        if pretrained:
+            load_pretrained(vit, pretrained)
+        head = dict(head or {})
+        self.student = nn.ModuleDict({'backbone': vit,
+                                      'head': DINOHead(vit.embed_dim, **head)})
+        self.teacher = build_teacher(self.student)
+        self.criterion = DINOLoss(self.student['head'].last_layer.out_features, **(loss or {}))
+        self.freeze_last_layer_iters = freeze_last_layer_iters
+        self.teacher_momentum = 0.996
+        self.teacher_temp = 0.04
+        self.current_iter = 0
+        self.skipped_images = 0
+
+    def init_weights(self):
+        """Keep the student's own init and the pretrained weights; teacher = student."""
+        self.teacher.load_state_dict(self.student.state_dict())
+
+    def _embed(self, branch, crops):
+        """Embed crops grouped by resolution: list of (B, 3, s, s) -> (num_crops * B, K)."""
+        outputs, start = [], 0
+        while start < len(crops):  # consecutive crops of one size run as one batch
+            end = start + 1
+            while end < len(crops) and crops[end].shape[-1] == crops[start].shape[-1]:
+                end += 1
+            outputs.append(branch['backbone'](torch.cat(crops[start:end])))
+            start = end
+        return branch['head'](torch.cat(outputs))
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        """``mode='loss'``: DINO loss on multi-crop ``inputs`` (list of (B, 3, s, s), the two
+        global crops first). ``mode='tensor'``/``'predict'``: teacher backbone embeddings of
+        ``inputs`` (B, 3, H, W) -> (B, D)."""
+        if mode != 'loss':
+            return self.teacher['backbone'](inputs)
+        num_global = 2
+        with torch.no_grad():
+            teacher_out = self._embed(self.teacher, inputs[:num_global])
+        student_out = self._embed(self.student, inputs)
+        loss = self.criterion(student_out, teacher_out, self.teacher_temp,
+                              num_student_crops=len(inputs), num_teacher_crops=num_global)
+        return {'loss': loss}
+
+    def train_step(self, data, optim_wrapper, forward=None):
+        """One DINO iteration: loss, backward, (last-layer freezing), step, teacher EMA.
+
+        Args:
+            data (dict): A batch from ``multicrop_collate``.
+            optim_wrapper (OptimWrapper): Student optimiser wrapper.
+            forward (callable | None): Callable running ``forward`` (the DDP wrapper, so
+                gradients are synchronised); defaults to this model.
+
+        Returns:
+            dict: Scalars to log.
+        """
+        forward = forward or self
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = forward(data['inputs'], mode='loss')
+        loss, log_vars = self.parse_losses(losses)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f'DINO loss is {loss.item()} at iteration {self.current_iter + 1}: stopping '
+                'instead of training a broken model. Lower the learning rate or enable '
+                'gradient clipping, then resume from the last checkpoint.')
+        optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+        if optim_wrapper.should_update():
+            if self.current_iter < self.freeze_last_layer_iters:
+                cancel_last_layer_gradients(self.student['head'])
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+            update_teacher(self.student, self.teacher, self.teacher_momentum)
+        samples = data.get('data_samples') or {}
+        self.skipped_images += int(samples.get('skipped', 0))
+        log_vars.update(teacher_momentum=self.teacher_momentum, teacher_temp=self.teacher_temp,
+                        skipped_images=self.skipped_images)
+        return log_vars
+
+    def val_step(self, data):
+        data = self.data_preprocessor(data, False)
+        return self(data['inputs'], mode='tensor')
+
+    test_step = val_step
+
+
+@MODEL_WRAPPERS.register_module()
+class DINODistributedDataParallel(MMDistributedDataParallel):
+    """DDP whose train step is :meth:`DINOPretrainer.train_step`, run through DDP's forward
+    so gradients are all-reduced before the step and the teacher update."""
+
+    def train_step(self, data, optim_wrapper):
+        return self.module.train_step(data, optim_wrapper, forward=self)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class StudentOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor (``paramwise_cfg`` and all) applied to the student
+    only: the teacher follows by EMA and never enters the optimiser."""
+
+    def __call__(self, model):
+        model = model.module if hasattr(model, 'module') else model
+        return super().__call__(model.student)

@@ -1,0 +1,75 @@
+"""Command-line plumbing shared by ``tools/pretrain.py``, ``tools/train.py`` and ``tools/test.py``:
+config loading with overrides, work dir, resume, AMP, and distributed start-up on CPU or GPU."""
+import argparse
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser):
+    """Arguments every tool shares (``--work-dir``, ``--cfg-options``, ``--launcher``)."""
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser
+
+
+def train_parser(description):
+    """Parser of the training tools (``CONFIG [--resume [CKPT]] [--amp]`` + common args)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from CKPT, or from the latest checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (needs CUDA)')
+    return add_common_args(parser)
+
+
+def load_config(args):
+    """Config with ``--cfg-options`` merged, work dir, launcher, resume and AMP settled."""
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if getattr(args, 'resume', None):
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+    if getattr(args, 'amp', False):
+        if not torch.cuda.is_available():
+            raise RuntimeError('--amp needs a CUDA device (mmengine AmpOptimWrapper)')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    hooks = cfg.get('custom_hooks') or []
+    if not any(h.get('type') == 'PlainCheckpointHook' for h in hooks):
+        hooks.append(dict(type='PlainCheckpointHook'))  # checkpoints load weights_only
+    cfg.custom_hooks = hooks
+    cfg.setdefault('custom_imports', dict(imports=[], allow_failed_imports=False))
+    if 'rats_mm.engine' not in cfg.custom_imports.imports:
+        cfg.custom_imports.imports.append('rats_mm.engine')
+    return cfg
+
+
+def setup_distributed(cfg):
+    """Start the process group for ``--launcher pytorch`` on CPU (gloo) before the Runner.
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and fails without a GPU; with the
+    group already initialised it skips that, and DDP runs on CPU with ``device_ids=None``.
+    On GPU mmengine starts NCCL itself.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group('gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    os.environ.setdefault('LOCAL_RANK', '0')

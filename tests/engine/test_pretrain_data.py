@@ -1,0 +1,56 @@
+import pytest
+
+from rats_mm.engine.data import ImageFolderDataset, multicrop_collate
+
+MULTICROP = dict(type='MultiCropAugmentation', global_crop_size=32, local_crop_size=16,
+                 local_crops_number=2)
+
+
+def test_unreadable_files_are_skipped_and_counted(tmp_path, make_image_folder, caplog):
+    root = make_image_folder(str(tmp_path / 'd'), num_train=3,
+                             corrupt=('empty', 'text', 'truncated'))
+    ds = ImageFolderDataset(root, MULTICROP, ann_file='labels/training.txt')
+    assert len(ds) == 6
+    samples = [ds[i] for i in range(len(ds))]
+    assert ds.num_skipped == 3
+    assert sum(s['skipped'] for s in samples) == 3
+    for s in samples:
+        assert [tuple(c.shape) for c in s['inputs']] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 2
+    batch = multicrop_collate(samples)
+    assert batch['data_samples']['skipped'] == 3
+    assert [tuple(c.shape) for c in batch['inputs']][:1] == [(6, 3, 32, 32)]
+
+
+def test_folder_scan_uses_class_subfolders(tmp_path, make_image_folder):
+    make_image_folder(str(tmp_path / 'd'), num_train=4, num_val=2)
+    ds = ImageFolderDataset(str(tmp_path / 'd' / 'images'), dict(type='EvalTransform', size=16))
+    assert ds.classes == ['training', 'validation'] and len(ds) == 6
+    assert sorted(set(ds.labels)) == [0, 1]
+    assert ds[0]['inputs'].shape == (3, 16, 16)
+    flat = ImageFolderDataset(str(tmp_path / 'd' / 'images' / 'training'),
+                              dict(type='EvalTransform', size=16))
+    assert set(flat.labels) == {-1}
+
+
+def test_bad_inputs_name_the_culprit(tmp_path, make_image_folder):
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        ImageFolderDataset(str(tmp_path / 'nowhere'), MULTICROP)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(FileNotFoundError, match='no images'):
+        ImageFolderDataset(str(tmp_path / 'empty'), MULTICROP)
+    root = make_image_folder(str(tmp_path / 'd'))
+    with pytest.raises(FileNotFoundError, match='labels/missing.txt'):
+        ImageFolderDataset(root, MULTICROP, ann_file='labels/missing.txt')
+    bad = tmp_path / 'd' / 'labels' / 'bad.txt'
+    bad.write_text('images/training/0000.png one\n')
+    with pytest.raises(ValueError, match='bad.txt:1'):
+        ImageFolderDataset(root, MULTICROP, ann_file=str(bad))
+
+
+def test_all_unreadable_raises(tmp_path):
+    (tmp_path / 'x').mkdir()
+    (tmp_path / 'x' / 'a.jpg').write_text('not an image')
+    ds = ImageFolderDataset(str(tmp_path / 'x'), MULTICROP)
+    with pytest.raises(RuntimeError, match='no readable image'):
+        ds[0]
+    assert ds.num_skipped == 1

@@ -1,0 +1,90 @@
+"""End to end through tools/: train, get killed, resume, export; and 2-process gloo."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rats_mm.models import RatsViT
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = 'tests/engine/configs/tiny_dino.py'
+BACKBONE = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_registers=4)
+
+
+def pretrain_cmd(work, data, max_iters, *extra):
+    return [sys.executable, 'tools/pretrain.py', CONFIG, '--work-dir', str(work), *extra,
+            '--cfg-options', f'train_cfg.max_iters={max_iters}',
+            'default_hooks.checkpoint.interval=2', f'train_dataloader.dataset.data_root={data}']
+
+
+def run(cmd, timeout=300):
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    return out
+
+
+def schedule_lines(log):
+    """iteration -> (lr, teacher_momentum, teacher_temp) from the logger's lines."""
+    values = {}
+    for m in re.finditer(r'Iter\(train\) \[\s*(\d+)/\d+\].*?lr: (\S+).*?teacher_momentum: (\S+)'
+                         r'.*?teacher_temp: (\S+)', log):
+        values[int(m.group(1))] = m.groups()[1:]
+    return values
+
+
+def kill_after_checkpoint(cmd, work, timeout=240):
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    marker = work / 'last_checkpoint'
+    deadline = time.time() + timeout
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.exists(), proc.stdout.read()[-4000:]
+    return int(re.search(r'iter_(\d+)\.pth', marker.read_text()).group(1))
+
+
+def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
+    data = make_image_folder(str(tmp_path / 'data'), corrupt=('truncated',))
+    work = tmp_path / 'work'
+    killed_at = kill_after_checkpoint(pretrain_cmd(work, data, 1000), work)
+    resumed = run(pretrain_cmd(work, data, killed_at + 4, '--resume'))
+    assert f'resumed epoch: 0, iter: {killed_at}' in resumed
+    final = work / f'iter_{killed_at + 4}.pth'
+    ckpt = torch.load(final, map_location='cpu', weights_only=True)  # plain checkpoint
+    assert ckpt['meta']['iter'] == killed_at + 4
+    assert 'criterion.center' in ckpt['state_dict']
+    assert any(k.startswith('teacher.backbone.') for k in ckpt['state_dict'])
+    # schedules continue exactly as in an uninterrupted run of the same length
+    straight = run(pretrain_cmd(tmp_path / 'straight', data, killed_at + 4))
+    want, got = schedule_lines(straight), schedule_lines(resumed)
+    assert set(got) == set(range(killed_at + 1, killed_at + 5))
+    assert all(got[i] == want[i] for i in got)
+    # the unreadable file was skipped and counted, and the k-NN monitor ran after training
+    assert re.search(r'skipped_images: 1\b', straight)
+    assert 'k-NN (k=3) top-1' in straight and (tmp_path / 'straight' / 'knn.json').exists()
+    out = tmp_path / 'backbone.pth'
+    run([sys.executable, 'tools/export_backbone.py', str(final), str(out)])
+    weights = torch.load(out, weights_only=True)
+    model = RatsViT(**BACKBONE)
+    model.load_state_dict(weights, strict=True)
+    assert torch.equal(model.registers, ckpt['state_dict']['teacher.backbone.registers'])
+
+
+def test_two_process_gloo_pretraining(tmp_path, make_image_folder):
+    data = make_image_folder(str(tmp_path / 'data'))
+    work = tmp_path / 'dist'
+    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000))
+    cmd = ['bash', 'tools/dist_pretrain.sh', CONFIG, '2', '--work-dir', str(work),
+           '--cfg-options', 'train_cfg.max_iters=2', f'train_dataloader.dataset.data_root={data}']
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert (work / 'iter_2.pth').exists()
+    assert 'Distributed training: True' in res.stdout + res.stderr
