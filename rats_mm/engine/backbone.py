@@ -1,5 +1,8 @@
 """RatsViT as an OpenMMLab backbone (registered as ``RatsViT`` by ``rats_mm.mmseg`` and
 ``rats_mm.mmdet``): stride-16 NCHW maps from chosen blocks, then the final normed registers."""
+import logging
+import os
+
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -17,7 +20,8 @@ class RatsViTBackbone(BaseModule):
             (-1: nothing frozen, 0: embeddings only).
         init_cfg (dict | None): ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             checkpoint ``rats_mm.models.checkpoint_filter_fn`` reads (``weights_only=True``
-            unless ``trust_checkpoint=True`` is added).
+            unless ``trust_checkpoint=True`` is added). A missing file is an error unless
+            ``skip_if_missing=True`` (then the random init is kept, with a warning).
         **vit_kwargs: Arguments of :class:`RatsViT` (``embed_dim``, ``num_registers``, ...).
 
     Returns (forward):
@@ -56,6 +60,13 @@ class RatsViTBackbone(BaseModule):
         if self.init_cfg is None:
             return
         ckpt = self.init_cfg['checkpoint']
+        if not os.path.isfile(ckpt):
+            if not self.init_cfg.get('skip_if_missing', False):
+                raise FileNotFoundError(f'pretrained backbone {ckpt} does not exist (export '
+                                        'one with tools/export_backbone.py)')
+            print_log(f'RatsViT: {ckpt} not found, keeping the random init '
+                      '(skip_if_missing=True)', logger='current', level=logging.WARNING)
+            return
         result = load_pretrained(self.vit, ckpt,
                                  trust_checkpoint=self.init_cfg.get('trust_checkpoint', False))
         print_log(f'RatsViT: loaded {ckpt} (missing {len(result.missing_keys)}, unexpected '

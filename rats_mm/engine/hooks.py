@@ -110,8 +110,8 @@ class KNNMonitorHook(Hook):
         return torch.cat(feats), torch.cat(labels)
 
     @master_only
-    def evaluate(self, runner):
-        """Compute, log and record the k-NN accuracy at the current iteration."""
+    def evaluate(self, runner, done_iters):
+        """Compute, log and record the k-NN accuracy after ``done_iters`` iterations."""
         model = _unwrap(runner.model)
         was_training = model.training
         model.eval()
@@ -124,24 +124,24 @@ class KNNMonitorHook(Hook):
         query_y = torch.tensor([remap.get(int(y), -1) for y in query_y])
         acc = knn_accuracy(bank_x, bank_y, query_x, query_y, len(classes), self.k,
                            self.temperature)
-        self.last_iter = runner.iter
+        self.last_iter = done_iters
         runner.message_hub.update_scalar('train/knn_top1', acc)
         runner.logger.info(f'k-NN (k={self.k}) top-1 of the teacher embedding at iter '
-                           f'{runner.iter}: {acc:.4f} ({len(query_y)} queries, '
+                           f'{done_iters}: {acc:.4f} ({len(query_y)} queries, '
                            f'{len(bank_y)} bank images, {len(classes)} classes)')
         path = os.path.join(runner.work_dir, 'knn.json')
         history = json.load(open(path)) if os.path.exists(path) else []
-        history.append({'iter': runner.iter, 'knn_top1': acc, 'k': self.k})
+        history.append({'iter': done_iters, 'knn_top1': acc, 'k': self.k})
         with open(path, 'w') as f:
             json.dump(history, f, indent=1)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.interval and self.every_n_train_iters(runner, self.interval):
-            self.evaluate(runner)
+            self.evaluate(runner, runner.iter + 1)  # runner.iter counts from 0 here
 
     def after_train(self, runner):
         if self.last_iter != runner.iter:
-            self.evaluate(runner)
+            self.evaluate(runner, runner.iter)
 
 
 _BUFFER_TAG = '__history_buffer__'

@@ -1,8 +1,24 @@
-"""mmsegmentation plugin: load with ``custom_imports = dict(imports=['rats_mm.mmseg'])``."""
+"""mmsegmentation plugin: load with ``custom_imports = dict(imports=['rats_mm.mmseg'])``.
+
+Registers the ``RatsViT`` backbone, the ``SimpleFeaturePyramid`` neck and the
+``RegisterQueryMask2FormerHead`` decode head in mmseg's ``MODELS``.
+"""
+from mmseg.models.decode_heads import Mask2FormerHead
 from mmseg.registry import MODELS
 
 from ..engine import RatsViTBackbone
+from ..engine.neck import SimpleFeaturePyramid
+from ..engine.register_queries import RegisterQueryMixin
+from . import datasets  # noqa: F401  (registers the checked datasets)
 
 MODELS.register_module('RatsViT', module=RatsViTBackbone)
+MODELS.register_module('SimpleFeaturePyramid', module=SimpleFeaturePyramid)
 
-__all__ = ['RatsViTBackbone']
+
+@MODELS.register_module()
+class RegisterQueryMask2FormerHead(RegisterQueryMixin, Mask2FormerHead):
+    """mmseg's ``Mask2FormerHead`` with queries from the backbone's registers
+    (arguments: see :class:`rats_mm.engine.register_queries.RegisterQueryMixin`)."""
+
+
+__all__ = ['RatsViTBackbone', 'RegisterQueryMask2FormerHead', 'SimpleFeaturePyramid']

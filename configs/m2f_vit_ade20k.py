@@ -1,0 +1,12 @@
+# Baseline for m2f_rats_ade20k.py: a plain DINO ViT-S/16 ([CLS], full attention) with the
+# upstream head's 100 learned queries (register_queries=None runs the upstream head as is);
+# same neck, schedule and data.
+#   bash tools/dist_train.sh configs/m2f_vit_ade20k.py 8
+# Backbone weights: configs/dino_vit_vits16_in1k.py + tools/export_backbone.py, or DINO's
+# released dino_deitsmall16_pretrain.pth (checkpoint_filter_fn reads it as is).
+_base_ = ['./m2f_rats_ade20k.py']
+
+model = dict(
+    backbone=dict(num_registers=0, attn_mode='full', class_token=True,
+                  init_cfg=dict(checkpoint='checkpoints/dino_vit_vits16.pth')),
+    decode_head=dict(num_queries=100, register_queries=None))

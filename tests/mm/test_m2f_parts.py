@@ -1,0 +1,111 @@
+"""Neck, register queries and the register-query Mask2Former heads."""
+import pytest
+import torch
+from mmengine.config import Config
+
+import rats_mm.mmdet  # noqa: F401  (registers into mmdet)
+import rats_mm.mmseg  # noqa: F401  (registers into mmseg)
+from rats_mm.engine.neck import SimpleFeaturePyramid
+from rats_mm.engine.register_queries import RegisterQueries
+
+DEMO_SEG = 'configs/demo/m2f_rats_synthetic_seg.py'
+DEMO_INS = 'configs/demo/m2f_rats_synthetic_ins.py'
+
+
+def test_neck_levels_and_registers_passed_through():
+    neck = SimpleFeaturePyramid(32, 16, scale_factors=(4.0, 2.0, 1.0, 0.5))
+    maps = torch.randn(2, 32, 8, 12)
+    registers = torch.randn(2, 4, 32)
+    *levels, regs = neck((maps, registers))
+    assert [tuple(x.shape) for x in levels] == [(2, 16, 32, 48), (2, 16, 16, 24),
+                                                (2, 16, 8, 12), (2, 16, 4, 6)]
+    assert regs is registers
+    per_level = neck((maps, maps * 2, maps * 3, maps * 4, registers))
+    assert torch.allclose(per_level[2], neck.levels[2](maps * 3))
+    dropped = SimpleFeaturePyramid(32, 16, pass_registers=False)((maps, registers))
+    assert len(dropped) == 4
+
+
+@pytest.mark.parametrize('inputs,match', [
+    ((torch.randn(1, 32, 4, 4), torch.randn(1, 32, 4, 4)), 'must end with registers'),
+    ((torch.randn(1, 32, 4, 4),) * 2 + (torch.randn(1, 4, 32),), '2 backbone maps'),
+])
+def test_neck_errors(inputs, match):
+    with pytest.raises(ValueError, match=match):
+        SimpleFeaturePyramid(32, 16)(inputs)
+    with pytest.raises(ValueError, match='scale factor 3'):
+        SimpleFeaturePyramid(32, 16, scale_factors=(3.0,))
+
+
+def test_register_queries_content_and_positions():
+    rq = RegisterQueries(in_channels=32, num_registers=4, feat_channels=16,
+                         num_extra_queries=2)
+    regs = torch.randn(3, 4, 32)
+    content, position = rq(regs)
+    assert content.shape == position.shape == (3, 6, 16)
+    assert torch.allclose(content[1, :4], rq.content(regs[1]))       # per-image content
+    assert torch.equal(position[0], position[2])                      # shared positions
+    assert torch.equal(content[0, 4:], content[2, 4:])                # learned extras
+    with pytest.raises(ValueError, match=r'registers \(B, 4, 32\)'):
+        rq(torch.randn(3, 5, 32))
+    with pytest.raises(ValueError, match='num_registers=0'):
+        RegisterQueries(32, 0, 16)
+
+
+def build_demo(config, **head_overrides):
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None
+    key = 'decode_head' if 'seg' in config else 'panoptic_head'
+    cfg.model[key].update(head_overrides)
+    if 'seg' in config:
+        from mmseg.registry import MODELS
+    else:
+        from mmdet.registry import MODELS
+    return MODELS.build(cfg.model), key
+
+
+@pytest.mark.parametrize('config', [DEMO_SEG, DEMO_INS])
+def test_head_queries_come_from_registers(config):
+    torch.manual_seed(0)
+    model, key = build_demo(config)
+    head = getattr(model, key)
+    head.eval()
+    feats = model.extract_feat(torch.randn(2, 3, 96, 96))
+    samples = _samples(config)
+    cls1, _ = head(feats, samples)
+    moved = (*feats[:-1], feats[-1] + torch.randn_like(feats[-1]))
+    cls2, _ = head(moved, samples)
+    assert cls1[0].shape[:2] == (2, 16)           # 12 register + 4 extra queries
+    assert not torch.allclose(cls1[0], cls2[0])   # the registers drive the queries
+    assert head.query_feat.queries is None        # slots are cleared after the forward
+
+
+@pytest.mark.parametrize('config', [DEMO_SEG, DEMO_INS])
+def test_switched_off_head_is_the_upstream_head(config):
+    torch.manual_seed(0)
+    model, key = build_demo(config, register_queries=None, num_queries=16)
+    head = getattr(model, key)
+    head.eval()
+    upstream = type(head).__mro__[2]              # the library's own Mask2FormerHead
+    feats = model.extract_feat(torch.randn(2, 3, 96, 96))
+    samples = _samples(config)
+    ours, _ = head(feats, samples)
+    theirs, _ = upstream.forward(head, list(feats[:-1]), samples)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    moved = (*feats[:-1], feats[-1] + 1.0)        # registers are ignored
+    assert torch.equal(head(moved, samples)[0][-1], ours[-1])
+
+
+def test_num_queries_must_match_registers():
+    with pytest.raises(ValueError, match='num_queries=20 but register queries give 12'):
+        build_demo(DEMO_SEG, num_queries=20)
+
+
+def _samples(config):
+    meta = dict(img_shape=(96, 96), pad_shape=(96, 96), batch_input_shape=(96, 96),
+                ori_shape=(96, 96))
+    if 'seg' in config:
+        from mmseg.structures import SegDataSample
+        return [SegDataSample(metainfo=meta) for _ in range(2)]
+    from mmdet.structures import DetDataSample
+    return [DetDataSample(metainfo=meta) for _ in range(2)]

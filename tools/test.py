@@ -1,0 +1,60 @@
+"""Evaluate a checkpoint (mIoU for mmseg configs, AP^m for mmdet configs) and write the
+metrics to WORK_DIR/test_metrics.json:
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
+        [--cfg-options k=v ...] [--launcher none|pytorch]
+    bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmengine.dist import is_main_process  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from rats_mm.engine.launch import add_common_args, load_config, setup_distributed  # noqa: E402
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('config', help='config file')
+    p.add_argument('checkpoint', help='checkpoint to evaluate')
+    p.add_argument('--show-dir', help='write prediction overlays to this directory')
+    return add_common_args(p).parse_args()
+
+
+def enable_overlays(cfg, show_dir):
+    """Turn on the config's visualisation hook and point its output at ``show_dir``."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show-dir needs default_hooks.visualization in the config')
+    hook.update(draw=True, interval=1)
+    if 'Seg' in hook['type']:
+        cfg.visualizer.save_dir = show_dir  # mmseg writes under the visualiser's save_dir
+    else:
+        hook['test_out_dir'] = os.path.abspath(show_dir)  # mmdet: the hook's own folder
+
+
+def main():
+    args = parse_args()
+    if not os.path.isfile(args.checkpoint):
+        sys.exit(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = load_config(args)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_overlays(cfg, args.show_dir)
+    setup_distributed(cfg)
+    metrics = Runner.from_cfg(cfg).test()
+    if is_main_process():
+        for key, value in metrics.items():
+            print(f'{key}: {value}')
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        with open(os.path.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
+            json.dump(metrics, f, indent=1, default=float)
+
+
+if __name__ == '__main__':
+    main()
