@@ -3,8 +3,12 @@
 Steps (each a project tool run as a user would run it; finished steps are reused, so a second
 `make demo` resumes instead of starting over):
   1. generate the synthetic parts data (data/synthetic) if absent;
-  2. DINO-pretrain the demo RATS (configs/demo/dino_rats_synthetic.py);
-  3. export the teacher backbone to work_dirs/demo/backbone.pth;
+  2. DINO-pretrain the demo RATS and, with the same recipe, a plain ViT; export both teachers
+     (work_dirs/demo/backbone.pth, backbone_vit.pth);
+  3. fine-tune Mask2Former with register queries from the RATS backbone on the synthetic
+     ADE20K-style (semantic) and COCO-style (instance) data, and test both;
+  4. unsupervised part segmentation of the validation images: RATS registers vs k-means on
+     the plain ViT's patches (Hungarian-matched part mIoU), and similarity maps;
 and write the measured figures to work_dirs/demo/summary.json.
 """
 import json
@@ -55,16 +59,61 @@ def mean_scalar(work_dir, key):
     return sum(values) / len(values) if values else None
 
 
+def finetune_and_test(config, work_dir):
+    """Fine-tune a downstream demo config (resuming), test its last checkpoint; metrics."""
+    start = time.time()
+    tool('tools/train.py', config, '--work-dir', work_dir, '--resume')
+    tool('tools/test.py', config, last_checkpoint(work_dir), '--work-dir', work_dir)
+    with open(os.path.join(ROOT, work_dir, 'test_metrics.json')) as f:
+        metrics = json.load(f)
+    metrics['seconds'] = round(time.time() - start, 1)
+    return metrics
+
+
+def part_eval(config, backbone, method, out):
+    tool('tools/analysis/part_eval.py', config, backbone, '--data-root', DATA,
+         '--split', 'validation', '--method', method, '--out', out)
+    with open(os.path.join(ROOT, out)) as f:
+        return json.load(f)
+
+
+def analyse_parts():
+    """Part mIoU of RATS registers and of k-means on the plain ViT; similarity maps."""
+    rats = part_eval('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'backbone.pth'),
+                     'registers', os.path.join(WORK, 'part_eval_rats.json'))
+    vit = part_eval('configs/demo/dino_vit_synthetic.py',
+                    os.path.join(WORK, 'backbone_vit.pth'), 'kmeans',
+                    os.path.join(WORK, 'part_eval_vit_kmeans.json'))
+    images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
+              for i in range(800, 804)]
+    tool('tools/analysis/similarity_maps.py', 'configs/demo/dino_rats_synthetic.py',
+         os.path.join(WORK, 'backbone.pth'), *images, '--out-dir',
+         os.path.join(WORK, 'similarity'))
+    return {'part_miou_rats': rats['miou'], 'part_nmi_rats': rats['nmi'],
+            'part_ari_rats': rats['ari'], 'part_miou_vit_kmeans': vit['miou'],
+            'part_nmi_vit_kmeans': vit['nmi'], 'part_ari_vit_kmeans': vit['ari']}
+
+
 def main():
     os.makedirs(os.path.join(ROOT, WORK), exist_ok=True)
     start = time.time()
     tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', '96', '--seed', '0')
     rats = pretrain('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'pretrain_rats'),
                     os.path.join(WORK, 'backbone.pth'))
-    summary = {'knn_top1_rats': rats['knn_top1'],
+    vit = pretrain('configs/demo/dino_vit_synthetic.py', os.path.join(WORK, 'pretrain_vit'),
+                   os.path.join(WORK, 'backbone_vit.pth'))
+    seg = finetune_and_test('configs/demo/m2f_rats_synthetic_seg.py',
+                            os.path.join(WORK, 'm2f_seg'))
+    ins = finetune_and_test('configs/demo/m2f_rats_synthetic_ins.py',
+                            os.path.join(WORK, 'm2f_ins'))
+    summary = {'knn_top1_rats': rats['knn_top1'], 'knn_top1_vit': vit['knn_top1'],
                'pretrain_images_per_s_rats': rats['images_per_s'],
-               'pretrain_seconds_rats': rats['seconds'],
-               'demo_seconds': round(time.time() - start, 1)}
+               'pretrain_images_per_s_vit': vit['images_per_s'],
+               'pretrain_seconds_rats': rats['seconds'], 'pretrain_seconds_vit': vit['seconds'],
+               'seg_miou': seg['mIoU'], 'seg_seconds': seg['seconds'],
+               'ins_segm_map': ins['coco/segm_mAP'], 'ins_seconds': ins['seconds']}
+    summary.update(analyse_parts())
+    summary['demo_seconds'] = round(time.time() - start, 1)
     with open(os.path.join(ROOT, WORK, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary, indent=1))

@@ -73,3 +73,11 @@ def setup_distributed(cfg):
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     os.environ.setdefault('LOCAL_RANK', '0')
+
+
+def train_main(description):
+    """The whole of ``tools/pretrain.py`` and ``tools/train.py``: parse, configure, train."""
+    from mmengine.runner import Runner
+    cfg = load_config(train_parser(description).parse_args())
+    setup_distributed(cfg)
+    Runner.from_cfg(cfg).train()
