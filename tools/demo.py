@@ -70,26 +70,32 @@ def finetune_and_test(config, work_dir):
     return metrics
 
 
-def part_eval(config, backbone, method, out):
+def part_eval(config, backbone, method, out, *extra):
     tool('tools/analysis/part_eval.py', config, backbone, '--data-root', DATA,
-         '--split', 'validation', '--method', method, '--out', out)
+         '--split', 'validation', '--method', method, '--out', out, *extra)
     with open(os.path.join(ROOT, out)) as f:
         return json.load(f)
 
 
 def analyse_parts():
-    """Part mIoU of RATS registers and of k-means on the plain ViT; similarity maps."""
+    """Part mIoU of RATS registers and of k-means on the plain ViT (as many clusters as the
+    RATS has registers); similarity maps."""
+    from mmengine.config import Config
+    num_registers = Config.fromfile(
+        os.path.join(ROOT, 'configs/demo/dino_rats_synthetic.py')).model.backbone.num_registers
     rats = part_eval('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'backbone.pth'),
                      'registers', os.path.join(WORK, 'part_eval_rats.json'))
     vit = part_eval('configs/demo/dino_vit_synthetic.py',
                     os.path.join(WORK, 'backbone_vit.pth'), 'kmeans',
-                    os.path.join(WORK, 'part_eval_vit_kmeans.json'))
+                    os.path.join(WORK, 'part_eval_vit_kmeans.json'),
+                    '--num-clusters', str(num_registers))
     images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
               for i in range(800, 804)]
     tool('tools/analysis/similarity_maps.py', 'configs/demo/dino_rats_synthetic.py',
          os.path.join(WORK, 'backbone.pth'), *images, '--out-dir',
          os.path.join(WORK, 'similarity'))
-    return {'part_miou_rats': rats['miou'], 'part_nmi_rats': rats['nmi'],
+    return {'part_num_segments': num_registers, 'part_num_gt_classes': rats['num_gt'],
+            'part_miou_rats': rats['miou'], 'part_nmi_rats': rats['nmi'],
             'part_ari_rats': rats['ari'], 'part_miou_vit_kmeans': vit['miou'],
             'part_nmi_vit_kmeans': vit['nmi'], 'part_ari_vit_kmeans': vit['ari']}
 

@@ -1,0 +1,383 @@
+"""Backbones from project configs and checkpoints, image preparation and shared CLI helpers
+for the analysis tools (``tools/analysis/*.py``).
+
+Image size rule (``fit_to_patches``): optionally resize so that the short side is ``size``
+(bicubic for images, nearest for label maps), then **centre-crop** each side down to the
+largest multiple of the patch size. Cropping was chosen over padding so that no patch sees
+invented content (padding would add patches of constant colour that k-means and the
+registers would have to place somewhere); at most ``patch_size - 1`` border pixels per side
+are lost. Part masks go through the identical resize + crop (``prepare_labels``), so predicted
+and ground-truth maps are always aligned pixel for pixel.
+"""
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..models import RatsViT, load_pretrained
+
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args',
+           'backbone_from_config', 'backbone_kwargs', 'category_labels', 'features',
+           'fit_to_patches', 'image_files', 'load_backbone', 'load_config', 'load_image',
+           'make_parser', 'model_from_args', 'part_items', 'prepare_image', 'prepare_labels',
+           'run_cli', 'to_jsonable', 'write_json']
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+# Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
+WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained')
+_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
+
+
+# ----------------------------------------------------------------------------- backbones
+
+def load_config(config):
+    """Args:
+        config (str | Path | mmengine.config.Config): A config file or a loaded config.
+
+    Returns:
+        mmengine.config.Config: The config (custom imports are not executed).
+    """
+    from mmengine.config import Config
+    if isinstance(config, Config):
+        return config
+    if not os.path.isfile(str(config)):
+        raise FileNotFoundError(f'config file {config} does not exist')
+    return Config.fromfile(str(config), import_custom_modules=False)
+
+
+def backbone_kwargs(config):
+    """``RatsViT`` keyword arguments of ``cfg.model.backbone`` (pretraining or downstream).
+
+    Args:
+        config (str | Path | Config): Any project config.
+
+    Returns:
+        dict: The backbone description without the wrapper keys (``WRAPPER_KEYS``).
+    """
+    cfg = load_config(config)
+    name = getattr(cfg, 'filename', None) or '<config>'
+    model = cfg.get('model')
+    if model is None or model.get('backbone') is None:
+        raise KeyError(f'{name}: no model.backbone in the config')
+    kwargs = dict(model['backbone'])
+    kind = str(kwargs.get('type', 'RatsViT')).split('.')[-1]
+    if kind not in ('RatsViT', 'RatsViTBackbone'):
+        raise ValueError(f'{name}: model.backbone.type={kwargs["type"]!r} is not RatsViT')
+    for key in WRAPPER_KEYS:
+        kwargs.pop(key, None)
+    unknown = sorted(set(kwargs) - _VIT_ARGS)
+    if unknown:
+        raise ValueError(f'{name}: model.backbone key(s) {unknown} are not RatsViT arguments')
+    return kwargs
+
+
+def backbone_from_config(config):
+    """Args:
+        config (str | Path | Config): Any project config (pretraining or downstream).
+
+    Returns:
+        RatsViT: A randomly initialised backbone as ``cfg.model.backbone`` describes it.
+    """
+    return RatsViT(**backbone_kwargs(config))
+
+
+def _describe(keys, limit=4):
+    keys = sorted(keys)
+    return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def load_backbone(config, checkpoint, trust_checkpoint=False):
+    """Build the config's backbone and load a checkpoint into it (``strict=False``).
+
+    Args:
+        config (str | Path | Config): Any project config.
+        checkpoint (str): Exported backbone, pretraining or downstream checkpoint (read with
+            ``torch.load(weights_only=True)`` unless ``trust_checkpoint``).
+        trust_checkpoint (bool): Allow full unpickling (only for files you trust).
+
+    Returns:
+        RatsViT: The model in eval mode. Raises ``RuntimeError`` naming both files when the
+        checkpoint does not fit (unrecognised keys, shape mismatch, or no tensor matched);
+        tensors missing from an otherwise fitting checkpoint are reported on stderr.
+    """
+    model = backbone_from_config(config)
+    cfg_name = getattr(config, 'filename', config)
+    if not os.path.isfile(str(checkpoint)):
+        raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
+    try:
+        result = load_pretrained(model, str(checkpoint), strict=False,
+                                 trust_checkpoint=trust_checkpoint)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(f'checkpoint {checkpoint} does not fit the backbone of config '
+                           f'{cfg_name}: {first}') from e
+    expected = set(model.state_dict())
+    if not expected - set(result.missing_keys):
+        raise RuntimeError(f'checkpoint {checkpoint}: no tensor matches the backbone of config '
+                           f'{cfg_name} (all {len(expected)} keys missing)')
+    if result.missing_keys:
+        print(f'warning: {checkpoint}: {len(result.missing_keys)} of {len(expected)} backbone '
+              f'tensors missing, left at random init: {_describe(result.missing_keys)}',
+              file=sys.stderr)
+    return model.eval()
+
+
+@torch.no_grad()
+def features(model, image):
+    """Args:
+        model (RatsViT): The backbone.
+        image (Tensor): (1, 3, H, W) prepared image (moved to the model's device here).
+
+    Returns:
+        dict: ``forward_features`` output, tensors on the CPU, plus ``grid_size``.
+    """
+    device = next(model.parameters()).device
+    out = model.forward_features(image.to(device))
+    return {k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- images
+
+def load_image(path):
+    """Args:
+        path (str | Path): Image file.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB; errors name the file.
+    """
+    if not os.path.isfile(str(path)):
+        raise FileNotFoundError(f'image file {path} does not exist')
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert('RGB'))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f'cannot read image {path}: {e}') from e
+
+
+def _geometry(h, w, patch_size, size):
+    """Resized (h, w) and the centre-crop box (top, left, H, W) for ``fit_to_patches``."""
+    if size is not None:
+        if size < patch_size:
+            raise ValueError(f'size={size} is smaller than the patch size {patch_size}')
+        scale = size / min(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    H, W = h // patch_size * patch_size, w // patch_size * patch_size
+    if H == 0 or W == 0:
+        raise ValueError(f'a {h}x{w} image holds no {patch_size}x{patch_size} patch '
+                         '(use --size to enlarge it)')
+    return (h, w), ((h - H) // 2, (w - W) // 2, H, W)
+
+
+def fit_to_patches(array, patch_size, size=None, labels=False):
+    """Resize (optional, short side to ``size``) and centre-crop to patch multiples.
+
+    Args:
+        array (np.ndarray): (H, W, 3) uint8 image or (H, W) label map.
+        patch_size (int): The model's patch size.
+        size (int | None): Short side after resizing; None keeps the native size.
+        labels (bool): Nearest-neighbour resizing (label maps) instead of bicubic.
+
+    Returns:
+        np.ndarray: The fitted array, both sides multiples of ``patch_size``, same dtype.
+    """
+    array = np.asarray(array)
+    (h, w), (top, left, H, W) = _geometry(array.shape[0], array.shape[1], patch_size, size)
+    if (h, w) != array.shape[:2]:
+        resample = Image.NEAREST if labels else Image.BICUBIC
+        array = np.asarray(Image.fromarray(array).resize((w, h), resample))
+    return array[top:top + H, left:left + W]
+
+
+def prepare_labels(mask, patch_size, size=None):
+    """Apply ``prepare_image``'s geometry to a (H, W) part-id map (nearest neighbour).
+
+    Args:
+        mask (np.ndarray): (H, W) uint8 label map.
+        patch_size (int): The model's patch size.
+        size (int | None): The same ``size`` as given to ``prepare_image``.
+
+    Returns:
+        np.ndarray: (H', W') uint8 labels aligned with the prepared image.
+    """
+    return fit_to_patches(np.asarray(mask, dtype=np.uint8), patch_size, size, labels=True)
+
+
+def prepare_image(path_or_array, patch_size, size=None):
+    """Load (if a path), fit to patch multiples (see the module docstring), normalise.
+
+    Args:
+        path_or_array (str | Path | np.ndarray): Image file or (H, W, 3) uint8 RGB array.
+        patch_size (int): The model's patch size.
+        size (int | None): Short side after resizing; None keeps the native size.
+
+    Returns:
+        Tensor: (1, 3, H', W') float32, ImageNet mean/std normalised, H' and W' multiples of
+        ``patch_size``.
+    """
+    array = path_or_array
+    if isinstance(array, (str, Path)):
+        array = load_image(array)
+    array = fit_to_patches(np.asarray(array, dtype=np.uint8), patch_size, size)
+    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+def _split_dir(data_root, split):
+    root = Path(data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f'data root {data_root} does not exist')
+    images = root / 'images'
+    if split is None:
+        return images if images.is_dir() else root
+    if not (images / split).is_dir():
+        found = sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+        raise FileNotFoundError(f'no split folder {images / split} (found: {found or "none"})')
+    return images / split
+
+
+def image_files(data_root, split=None, max_images=None):
+    """Image files under ``D/images[/split]/**`` (or ``D/**`` without an images folder).
+
+    Args:
+        data_root (str): Dataset folder.
+        split (str | None): Sub-folder of ``images``.
+        max_images (int | None): Keep the first ``max_images`` in sorted order.
+
+    Returns:
+        list[Path]: Sorted image files; FileNotFoundError when there are none.
+    """
+    folder = _split_dir(data_root, split)
+    files = sorted(p for p in folder.rglob('*')
+                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {folder}')
+    return files[:max_images] if max_images else files
+
+
+def part_items(data_root, split=None, max_images=None):
+    """Items of the generic part layout (``rats_mm.analysis.PartFolder``).
+
+    Args:
+        data_root (str): Folder with ``images/**`` and ``parts/<same stem>.png``.
+        split (str | None): Sub-folder of ``images`` to keep.
+        max_images (int | None): Keep the first ``max_images``.
+
+    Returns:
+        tuple[Iterator[dict], int]: lazily read ``image``, ``parts``, ``path`` items (see
+        ``PartFolder``) and their number.
+    """
+    from ..analysis import PartFolder
+    folder = PartFolder(data_root)
+    wanted = set(image_files(data_root, split))
+    idx = [i for i, p in enumerate(folder.images) if p in wanted][:max_images or None]
+    return (folder[i] for i in idx), len(idx)
+
+
+def category_labels(data_root):
+    """Image categories from ``D/labels/*.txt`` (``relative/path.jpg <id>`` lines).
+
+    Args:
+        data_root (str): Dataset folder.
+
+    Returns:
+        tuple[dict | None, dict]: {absolute resolved path: category id} (None without label
+        files) and {category id: name} from the ``categories`` list of ``D/meta.json`` (empty
+        when absent). Ids count from 1 when the largest id equals the number of names (the
+        synthetic generator's convention, 0 being background), from 0 otherwise.
+    """
+    root = Path(data_root)
+    files = sorted((root / 'labels').glob('*.txt'))
+    if not files:
+        return None, None
+    cats = {}
+    for f in files:
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(f'{f}:{n}: expected "path category", got {line!r}')
+            cats[str((root / parts[0]).resolve())] = int(parts[1])
+    names = []
+    if (root / 'meta.json').is_file():
+        names = json.loads((root / 'meta.json').read_text()).get('categories') or []
+    offset = int(bool(cats) and max(cats.values()) == len(names))
+    return cats, {i + offset: str(name) for i, name in enumerate(names)}
+
+
+# ----------------------------------------------------------------------------- CLI helpers
+
+def add_model_args(parser):
+    """Add CONFIG, CKPT, ``--trust-checkpoint``, ``--device`` and ``--size`` to a parser."""
+    parser.add_argument('config', help='any project config (pretraining or downstream)')
+    parser.add_argument('checkpoint', help='exported backbone, pretraining or downstream ckpt')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow full unpickling of the checkpoint (only files you trust)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--size', type=int, default=None,
+                        help='resize the short side to this first (default: native size)')
+    return parser
+
+
+def model_from_args(args):
+    """``load_backbone`` from parsed ``add_model_args`` arguments, on ``args.device``."""
+    model = load_backbone(args.config, args.checkpoint, args.trust_checkpoint)
+    return model.to(args.device)
+
+
+def make_parser(doc):
+    """An ``argparse`` parser showing the tool's module docstring as its description."""
+    return argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run_cli(main, argv=None):
+    """Run ``main(argv)``; expected failures exit with ``error: <message>`` (no traceback,
+    unless ``RATS_DEBUG=1``)."""
+    try:
+        return main(argv)
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
+        if os.environ.get('RATS_DEBUG'):
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        sys.exit(f'error: {msg}')
+
+
+def to_jsonable(obj):
+    """Numpy / torch values -> JSON types; NaN and inf -> None; keys -> str."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if torch.is_tensor(obj):
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path, obj):
+    """Write ``to_jsonable(obj)`` to ``path`` (parent folders created); return ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(to_jsonable(obj), f, indent=1)
+    return str(path)

@@ -1,0 +1,244 @@
+"""The analysis CLIs (tools/analysis/*.py) and their helpers (rats_mm.engine.backbone_io) on
+tiny models: a RATS and a plain ViT saved as exported backbones, described by a pretraining-
+style and a downstream-style config, run on the synthetic set and on a generic-layout folder
+made here (odd image sizes, part ids up to 254)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rats_mm.engine.backbone_io import (backbone_from_config, backbone_kwargs, load_backbone,
+                                        prepare_image, prepare_labels)
+from rats_mm.models import RatsViT
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(REPO, 'tools', 'analysis')
+TINY = dict(img_size=32, patch_size=8, embed_dim=24, depth=2, num_heads=2)
+RATS = dict(TINY, num_registers=4, attn_mode='rats', class_token=False)
+VIT = dict(TINY, num_registers=0, attn_mode='full', class_token=True)
+
+
+@pytest.fixture(scope='module')
+def assets(tmp_path_factory):
+    """Configs, exported checkpoints and a generic-layout part folder in a tmp dir."""
+    root = tmp_path_factory.mktemp('tools')
+    torch.manual_seed(0)
+    (root / 'rats.py').write_text(f'model = dict(backbone={RATS!r})\n')
+    (root / 'vit.py').write_text(  # downstream style: wrapper keys around the ViT arguments
+        "model = dict(type='EncoderDecoder', backbone=dict(type='RatsViT', out_indices=(0, 1), "
+        "norm_maps=True, frozen_stages=-1, init_cfg=dict(type='Pretrained', "
+        f"checkpoint='nowhere.pth'), **{VIT!r}))\n")
+    torch.save(RatsViT(**RATS).state_dict(), root / 'rats.pth')
+    torch.save(RatsViT(**VIT).state_dict(), root / 'vit.pth')
+    torch.save(RatsViT(**dict(VIT, embed_dim=32)).state_dict(), root / 'wide.pth')
+    rng = np.random.default_rng(0)
+    for rel, (h, w) in {'a.png': (50, 70), 'b.jpg': (61, 45), 'sub/c.png': (40, 40)}.items():
+        image, parts = root / 'generic' / 'images' / rel, root / 'generic' / 'parts' / rel
+        image.parent.mkdir(parents=True, exist_ok=True)
+        parts.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(image)
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 3:, : w // 2], mask[: h // 4] = 3, 254
+        mask[-2:] = 255
+        Image.fromarray(mask).save(parts.with_suffix('.png'))
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight a busy machine's cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_tool(name, *args, ok=True):
+    """Run tools/analysis/<name>.py in a subprocess from the repo root."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    proc = subprocess.run([sys.executable, os.path.join(TOOLS, name), *map(str, args)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
+    return proc
+
+
+def tool_module(name):
+    """Import a tool by file path (for the fast in-process error checks)."""
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', os.path.join(TOOLS, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fails(name, argv):
+    """Run a tool's main in process; return the error message it exits with."""
+    module = tool_module(name)
+    with pytest.raises(SystemExit) as info:
+        module.run_cli(module.main, [str(a) for a in argv])
+    return str(info.value.code)
+
+
+# ----------------------------------------------------------------------------- backbone_io
+
+def test_backbone_from_any_config(assets, tmp_path):
+    assert backbone_kwargs(assets / 'vit.py') == VIT
+    vit = backbone_from_config(str(assets / 'vit.py'))
+    assert vit.num_registers == 0 and vit.has_class_token
+    assert backbone_from_config(os.path.join(REPO, 'configs/demo/dino_vit_synthetic.py')
+                                ).attn_mode == 'full'
+    bad = tmp_path / 'bad.py'
+    bad.write_text(f'model = dict(backbone=dict(foo=1, **{RATS!r}))\n')
+    with pytest.raises(ValueError, match=r"bad.py: model.backbone key\(s\) \['foo'\]"):
+        backbone_from_config(bad)
+    bad.write_text("model = dict(backbone=dict(type='ResNet', depth=50))\n")
+    with pytest.raises(ValueError, match='is not RatsViT'):
+        backbone_from_config(bad)
+
+
+def test_load_backbone_checks(assets, tmp_path):
+    sd = torch.load(assets / 'rats.pth')
+    torch.save({'state_dict': {f'teacher.backbone.{k}': v for k, v in sd.items()}},
+               tmp_path / 'pretrain.pth')  # pretraining-checkpoint layout
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'pretrain.pth'))
+    assert not model.training and torch.equal(model.registers, sd['registers'])
+    with pytest.raises(RuntimeError, match='wide.pth does not fit the backbone of config'):
+        load_backbone(assets / 'vit.py', str(assets / 'wide.pth'))
+    torch.save({'head.weight': torch.zeros(2)}, tmp_path / 'junk.pth')
+    with pytest.raises(RuntimeError, match='junk.pth does not fit'):
+        load_backbone(assets / 'rats.py', str(tmp_path / 'junk.pth'))
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        load_backbone(assets / 'rats.py', str(tmp_path / 'missing.pth'))
+
+
+def test_prepare_image_and_labels_align():
+    image = np.random.default_rng(1).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    mask = np.zeros((50, 70), np.uint8)
+    mask[:, 35:] = 254
+    for size, want in ((None, (48, 64)), (40, (40, 56)), (33, (32, 40))):
+        x = prepare_image(image, 8, size)
+        labels = prepare_labels(mask, 8, size)
+        assert x.shape == (1, 3, *want) and labels.shape == want, size
+        assert set(np.unique(labels)) <= {0, 254}
+    with pytest.raises(ValueError, match='no 8x8 patch'):
+        prepare_image(np.zeros((5, 70, 3), np.uint8), 8)
+
+
+# ----------------------------------------------------------------------------- the CLIs
+
+def test_similarity_maps_cli(assets, synthetic_root, tmp_path):
+    val = os.path.join(synthetic_root, 'images', 'validation')
+    run_tool('similarity_maps.py', assets / 'rats.py', assets / 'rats.pth', val,
+             assets / 'generic' / 'images' / 'a.png', '--out-dir', tmp_path)
+    stems = [os.path.splitext(f)[0] for f in sorted(os.listdir(val))] + ['a']
+    for stem in stems:
+        for kind in ('similarity', 'overlay'):
+            assert (tmp_path / f'{stem}_{kind}.png').stat().st_size > 0
+
+
+def test_similarity_maps_errors_and_compress(assets, tmp_path, one_thread):
+    image = assets / 'generic' / 'images' / 'b.jpg'
+    msg = fails('similarity_maps.py', [assets / 'vit.py', assets / 'vit.pth', image,
+                                       '--out-dir', tmp_path])
+    assert 'has no registers' in msg
+    module = tool_module('similarity_maps.py')
+    module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), str(image), '--out-dir',
+                 str(tmp_path), '--source', 'compress', '--size', '24'])
+    assert (tmp_path / 'b_overlay.png').is_file()
+
+
+def check_scores(result):
+    for key in ('miou', 'nmi', 'ari'):
+        assert 0.0 <= result[key] <= 1.0, (key, result[key])
+    assert len(result['per_class_iou']) == result['num_gt']
+
+
+def test_part_eval_cli(assets, synthetic_root, tmp_path):
+    out = tmp_path / 'rats.json'
+    run_tool('part_eval.py', assets / 'rats.py', assets / 'rats.pth', '--data-root',
+             synthetic_root, '--split', 'validation', '--out', out)
+    result = json.loads(out.read_text())
+    check_scores(result)
+    assert result['method'] == 'registers' and result['mode'] == 'hungarian'
+    assert result['num_images'] == 4 and result['num_pred'] == 4
+    # the plain ViT, downstream config, k-means, on the odd-sized generic folder
+    out = tmp_path / 'vit.json'
+    proc = run_tool('part_eval.py', assets / 'vit.py', assets / 'vit.pth', '--data-root',
+                    assets / 'generic', '--method', 'kmeans', '--num-clusters', 3, '--mode',
+                    'majority', '--out', out)
+    assert 'mIoU' in proc.stdout
+    result = json.loads(out.read_text())
+    check_scores(result)
+    assert (result['num_images'], result['num_pred'], result['num_gt']) == (3, 3, 255)
+    assert result['present_classes'] == [0, 3, 254]
+
+
+def test_part_eval_options_and_errors(assets, tmp_path, one_thread):
+    module = tool_module('part_eval.py')
+    result = module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
+                          str(assets / 'generic'), '--background-threshold', '0.2',
+                          '--size', '40', '--method', 'registers', '--max-images', '2'])
+    check_scores(result)
+    assert result['num_pred'] == 5 and result['num_images'] == 2
+    result = module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
+                          str(assets / 'generic'), '--method', 'kmeans'])
+    assert result['num_pred'] == 4  # K defaults to the number of registers
+    vit = [assets / 'vit.py', assets / 'vit.pth', '--data-root', assets / 'generic']
+    assert 'no registers' in fails('part_eval.py', vit)
+    assert '--num-clusters' in fails('part_eval.py', vit + ['--method', 'kmeans'])
+    msg = fails('part_eval.py', [assets / 'vit.py', assets / 'vit.pth', '--data-root',
+                                 tmp_path / 'nowhere'])
+    assert 'nowhere does not exist' in msg
+    msg = fails('part_eval.py', vit + ['--split', 'training', '--method', 'kmeans',
+                                       '--num-clusters', 2])
+    assert 'no split folder' in msg
+
+
+def test_mismatched_checkpoint_exits_with_message(assets):
+    msg = fails('part_eval.py', [assets / 'vit.py', assets / 'wide.pth', '--data-root',
+                                 assets / 'generic', '--method', 'kmeans'])
+    assert msg.startswith('error: checkpoint ') and 'wide.pth does not fit the backbone' in msg
+
+
+def test_register_dictionary_cli(assets, synthetic_root, tmp_path):
+    run_tool('register_dictionary.py', assets / 'rats.py', assets / 'rats.pth', '--data-root',
+             synthetic_root, '--out-dir', tmp_path, '--num-entries', 3, '--top-k', 2)
+    result = json.loads((tmp_path / 'dictionary.json').read_text())
+    assert len(result['entries']) == 3 and result['num_images'] == 16
+    assert sum(e['size'] for e in result['entries']) == 16 * 4
+    assert set(result['category_names']) <= set(json.loads(
+        open(os.path.join(synthetic_root, 'meta.json')).read())['categories'])
+    assert all(1 <= len(e['top_images']) <= 2 for e in result['entries'] if e['size'])
+    for name in ('dictionary_heatmap.png', 'entry_00.png', 'entry_02.png'):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_register_dictionary_without_labels(assets, tmp_path, one_thread):
+    module = tool_module('register_dictionary.py')
+    module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
+                 str(assets / 'generic'), '--out-dir', str(tmp_path)])
+    result = json.loads((tmp_path / 'dictionary.json').read_text())
+    assert result['category_names'] is None and result['num_entries'] == 4
+    assert 'needs a model with registers' in fails(
+        'register_dictionary.py', [assets / 'vit.py', assets / 'vit.pth', '--data-root',
+                                   assets / 'generic', '--out-dir', tmp_path])
+
+
+def test_token_norms_cli(assets, tmp_path):
+    run_tool('token_norms.py', assets / 'rats.py', assets / 'rats.pth', assets / 'vit.py',
+             assets / 'vit.pth', '--data-root', assets / 'generic', '--out-dir', tmp_path)
+    result = json.loads((tmp_path / 'token_norms.json').read_text())
+    assert sorted(result) == ['rats', 'vit']
+    for label, r in result.items():
+        assert len(r['layers']) == TINY['depth']
+        assert all(0.0 <= s['outlier_fraction'] <= 1.0 for s in r['layers'])
+        assert (tmp_path / f'norms_{label}.png').stat().st_size > 0
+    assert (tmp_path / 'outlier_fraction.png').is_file()
+    with pytest.raises(SystemExit):
+        tool_module('token_norms.py').parse_args([str(assets / 'rats.py'), '--data-root',
+                                                   'x', '--out-dir', 'y'])

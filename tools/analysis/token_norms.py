@@ -1,0 +1,118 @@
+"""Patch-token norms per layer and the fraction of high-norm outliers, for one or more models.
+
+    python tools/analysis/token_norms.py CONFIG CKPT [CONFIG2 CKPT2 ...] --data-root D
+        --out-dir O [--max-images M] [--labels A B ...] [--outlier-factor F] [--size S]
+
+For each model: the L2 norm of every patch token after every block (raw residual stream, the
+quantity of "Vision Transformers Need Registers"), over the images of D/images/** (or D/**);
+a token is an outlier when its norm exceeds F x its layer's median (default 2). Writes
+O/norms_<label>.png (one histogram per layer), O/outlier_fraction.png (all models, per layer)
+and O/token_norms.json ({label: per-layer statistics}). Labels default to the config names.
+"""
+import os
+import re
+import sys
+from types import SimpleNamespace
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+
+import torch  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from rats_mm.analysis import (patch_token_norms, render_norm_histograms,  # noqa: E402
+                              token_norm_stats)
+from rats_mm.engine.backbone_io import (image_files, make_parser, model_from_args,  # noqa
+                                        prepare_image, run_cli, write_json)
+
+
+def parse_args(argv=None):
+    """Args:
+        argv (list[str] | None): Arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        argparse.Namespace: The parsed arguments, ``models`` as (config, checkpoint) pairs.
+    """
+    p = make_parser(__doc__)
+    p.add_argument('models', nargs='+', metavar='CONFIG CKPT', help='config/checkpoint pairs')
+    p.add_argument('--data-root', required=True)
+    p.add_argument('--out-dir', required=True)
+    p.add_argument('--max-images', type=int, default=None)
+    p.add_argument('--labels', nargs='+', default=None, help='one name per model')
+    p.add_argument('--outlier-factor', type=float, default=2.0)
+    p.add_argument('--split', default=None, help='only images under images/SPLIT')
+    p.add_argument('--size', type=int, default=None, help='resize the short side first')
+    p.add_argument('--trust-checkpoint', action='store_true')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = p.parse_args(argv)
+    if len(args.models) % 2:
+        p.error(f'expected CONFIG CKPT pairs, got {len(args.models)} paths')
+    args.models = list(zip(args.models[::2], args.models[1::2]))
+    if args.labels is not None and len(args.labels) != len(args.models):
+        p.error(f'{len(args.labels)} --labels for {len(args.models)} models')
+    return args
+
+
+def model_labels(models, labels):
+    """File-safe unique label per (config, checkpoint): given, else the config's name."""
+    if labels is None:
+        labels = [os.path.splitext(os.path.basename(c))[0] for c, _ in models]
+        if len(set(labels)) < len(labels):
+            labels = [f'{lab}-{os.path.splitext(os.path.basename(k))[0]}'
+                      for lab, (_, k) in zip(labels, models)]
+    labels = [re.sub(r'[^A-Za-z0-9_.-]+', '_', lab) for lab in labels]
+    if len(set(labels)) < len(labels):
+        labels = [f'{i}_{lab}' for i, lab in enumerate(labels)]
+    return labels
+
+
+@torch.no_grad()
+def layer_norms(model, files, size, device):
+    """Per block, the (T,) patch-token norms of all images (images may differ in size)."""
+    per_layer = [[] for _ in model.blocks]
+    for path in files:
+        norms = patch_token_norms(model, prepare_image(path, model.patch_size, size).to(device))
+        for acc, n in zip(per_layer, norms):
+            acc.append(n.reshape(-1).cpu())
+    return [torch.cat(acc) for acc in per_layer]
+
+
+def render_outlier_fractions(results, path):
+    """Save a PNG: outlier fraction per layer, one line per model."""
+    fig = Figure(figsize=(5.0, 3.2), dpi=100)
+    ax = fig.subplots()
+    for label, r in results.items():
+        fr = [100 * s['outlier_fraction'] for s in r['layers']]
+        ax.plot(range(len(fr)), fr, marker='o', label=label)
+    ax.set(xlabel='block', ylabel='% high-norm patch tokens')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=fig.dpi)
+
+
+def main(argv=None):
+    """Measure, plot and write the norm statistics of every model."""
+    args = parse_args(argv)
+    files = image_files(args.data_root, args.split, args.max_images)
+    os.makedirs(args.out_dir, exist_ok=True)
+    results = {}
+    for label, (config, ckpt) in zip(model_labels(args.models, args.labels), args.models):
+        model = model_from_args(SimpleNamespace(config=config, checkpoint=ckpt,
+                                                trust_checkpoint=args.trust_checkpoint,
+                                                device=args.device))
+        stats = token_norm_stats(layer_norms(model, files, args.size, args.device),
+                                 outlier_factor=args.outlier_factor)
+        png = render_norm_histograms(stats, os.path.join(args.out_dir, f'norms_{label}.png'))
+        results[label] = dict(stats, config=config, checkpoint=ckpt, png=png,
+                              num_registers=model.num_registers, attn_mode=model.attn_mode,
+                              class_token=model.has_class_token, num_images=len(files))
+        print(f'{label}: outlier fraction per block ' + ' '.join(
+            f"{100 * s['outlier_fraction']:.2f}%" for s in stats['layers']) + f' -> {png}')
+    render_outlier_fractions(results, os.path.join(args.out_dir, 'outlier_fraction.png'))
+    print(f"wrote {write_json(os.path.join(args.out_dir, 'token_norms.json'), results)}")
+
+
+if __name__ == '__main__':
+    run_cli(main)
