@@ -145,6 +145,13 @@ def features(model, image):
     return {k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
+def prefix_tokens(out):
+    """The tokens the analyses compare patches with: the registers (B, N, D), or for a model
+    without registers (a plain ViT) its [CLS] token as the single one (B, 1, D)."""
+    registers = out['x_norm_regtokens']
+    return registers if registers.shape[1] else out['x_norm_clstoken'][:, None]
+
+
 # ----------------------------------------------------------------------------- images
 
 def load_image(path):

@@ -143,10 +143,14 @@ def test_similarity_maps_cli(assets, synthetic_root, tmp_path):
 
 def test_similarity_maps_errors_and_compress(assets, tmp_path, one_thread):
     image = assets / 'generic' / 'images' / 'b.jpg'
-    msg = fails('similarity_maps.py', [assets / 'vit.py', assets / 'vit.pth', image,
-                                       '--out-dir', tmp_path])
-    assert 'has no registers' in msg
     module = tool_module('similarity_maps.py')
+    # a plain ViT has no registers: its [CLS] token's map is drawn instead
+    module.main([str(assets / 'vit.py'), str(assets / 'vit.pth'), str(image), '--out-dir',
+                 str(tmp_path / 'vit')])
+    assert (tmp_path / 'vit' / 'b_similarity.png').stat().st_size > 0
+    msg = fails('similarity_maps.py', [assets / 'vit.py', assets / 'vit.pth', image,
+                                       '--out-dir', tmp_path, '--source', 'compress'])
+    assert "attn_mode='rats'" in msg
     module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), str(image), '--out-dir',
                  str(tmp_path), '--source', 'compress', '--size', '24'])
     assert (tmp_path / 'b_overlay.png').is_file()
@@ -189,8 +193,10 @@ def test_part_eval_options_and_errors(assets, tmp_path, one_thread):
                           str(assets / 'generic'), '--method', 'kmeans'])
     assert result['num_pred'] == 4  # K defaults to the number of registers
     vit = [assets / 'vit.py', assets / 'vit.pth', '--data-root', assets / 'generic']
-    assert 'no registers' in fails('part_eval.py', vit)
-    assert '--num-clusters' in fails('part_eval.py', vit + ['--method', 'kmeans'])
+    assert 'no registers' in fails('part_eval.py', vit + ['--method', 'registers'])
+    result = module.main([str(a) for a in vit])  # default for a plain ViT: k-means with
+    assert result['method'] == 'kmeans'          # as many clusters as part classes present
+    assert result['num_pred'] == len(result['present_classes']) == 3
     msg = fails('part_eval.py', [assets / 'vit.py', assets / 'vit.pth', '--data-root',
                                  tmp_path / 'nowhere'])
     assert 'nowhere does not exist' in msg
@@ -224,9 +230,12 @@ def test_register_dictionary_without_labels(assets, tmp_path, one_thread):
                  str(assets / 'generic'), '--out-dir', str(tmp_path)])
     result = json.loads((tmp_path / 'dictionary.json').read_text())
     assert result['category_names'] is None and result['num_entries'] == 4
-    assert 'needs a model with registers' in fails(
-        'register_dictionary.py', [assets / 'vit.py', assets / 'vit.pth', '--data-root',
-                                   assets / 'generic', '--out-dir', tmp_path])
+    # a plain ViT: one [CLS] embedding per image, clustered into entries
+    module.main([str(assets / 'vit.py'), str(assets / 'vit.pth'), '--data-root',
+                 str(assets / 'generic'), '--out-dir', str(tmp_path / 'vit'),
+                 '--num-entries', '2'])
+    result = json.loads((tmp_path / 'vit' / 'dictionary.json').read_text())
+    assert result['num_registers'] == 0 and len(result['entries']) == 2
 
 
 def test_token_norms_cli(assets, tmp_path):

@@ -22,6 +22,7 @@ import sys
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rats_mm.analysis import (clustering_scores, kmeans, part_miou,  # noqa: E402
@@ -42,8 +43,11 @@ def parse_args(argv=None):
     """
     p = add_model_args(make_parser(__doc__))
     p.add_argument('--data-root', required=True, help='folder with images/ and parts/')
-    p.add_argument('--method', default='registers', choices=['registers', 'kmeans'])
-    p.add_argument('--num-clusters', type=int, default=None, help='k-means K (default: N)')
+    p.add_argument('--method', default=None, choices=['registers', 'kmeans'],
+                   help='default: registers if the model has them, else kmeans')
+    p.add_argument('--num-clusters', type=int, default=None,
+                   help='k-means K (default: the registers N, or for a model without '
+                        'registers the number of ground-truth part classes present)')
     p.add_argument('--mode', default='hungarian', choices=['hungarian', 'majority'])
     p.add_argument('--background-threshold', type=float, default=None,
                    help='registers: best cosine below this -> background segment')
@@ -66,12 +70,13 @@ def segment(model, args):
         with the prepared image; and num_pred, the number of segment ids.
     """
     N, p = model.num_registers, model.patch_size
+    args.method = args.method or ('registers' if N else 'kmeans')
     if args.method == 'registers' and N == 0:
         raise ValueError(f'the model of {args.config} has no registers (num_registers=0): '
-                         'use --method kmeans --num-clusters K')
+                         'use --method kmeans')
     K = args.num_clusters if args.num_clusters is not None else N
-    if args.method == 'kmeans' and K < 1:
-        raise ValueError('the model has no registers to take K from: give --num-clusters K')
+    if args.method == 'kmeans' and args.num_clusters is not None and K < 1:
+        raise ValueError(f'--num-clusters {K} must be at least 1')
     items, count = part_items(args.data_root, args.split, args.max_images)
     if count == 0:
         raise FileNotFoundError(f'no images to evaluate under {args.data_root} '
@@ -87,6 +92,8 @@ def segment(model, args):
         else:
             labels.append(out['x_norm_patchtokens'][0])                     # (L, D) for now
     if args.method == 'kmeans':
+        if K < 1:  # no registers to take K from: as many clusters as part classes present
+            K = len(set().union(*(np.unique(m[m != IGNORE]).tolist() for m in masks)))
         flat = torch.cat(labels)                                            # (sum L, D)
         if K > flat.shape[0]:
             raise ValueError(f'--num-clusters {K} exceeds the {flat.shape[0]} patches')

@@ -26,7 +26,8 @@ from rats_mm.analysis import (build_register_dictionary, register_patch_similari
                               render_dictionary_heatmap, similarity_maps)
 from rats_mm.engine.backbone_io import (add_model_args, category_labels, features,  # noqa
                                         fit_to_patches, image_files, load_image, make_parser,
-                                        model_from_args, prepare_image, run_cli, write_json)
+                                        model_from_args, prefix_tokens, prepare_image, run_cli,
+                                        write_json)
 
 
 def parse_args(argv=None):
@@ -52,8 +53,9 @@ def collect(model, files, size):
     regs, sims = [], []
     for path in files:
         out = features(model, prepare_image(path, model.patch_size, size))
-        regs.append(out['x_norm_regtokens'][0])
-        sim = register_patch_similarity(out['x_norm_patchtokens'], out['x_norm_regtokens'])
+        tokens = prefix_tokens(out)                                        # (1, N or 1, D)
+        regs.append(tokens[0])
+        sim = register_patch_similarity(out['x_norm_patchtokens'], tokens)
         sims.append((sim[0], out['grid_size']))
     return torch.stack(regs), sims                                          # (M, N, D)
 
@@ -125,11 +127,8 @@ def main(argv=None):
     args = parse_args(argv)
     files, cats, names, present = select_images(args)
     model = model_from_args(args)
-    if model.num_registers == 0:
-        raise ValueError(f'the model of {args.config} has no registers (num_registers=0): '
-                         'the register dictionary needs a model with registers')
-    emb, sims = collect(model, files, args.size)
-    E = args.num_entries or model.num_registers
+    emb, sims = collect(model, files, args.size)  # a plain ViT: its [CLS] token per image
+    E = args.num_entries or model.num_registers or len(names or ()) or 8
     if not 1 <= E <= emb.shape[0] * emb.shape[1]:
         raise ValueError(f'--num-entries {E} must lie in [1, {emb.shape[0] * emb.shape[1]}] '
                          f'({emb.shape[0]} images x {emb.shape[1]} registers)')

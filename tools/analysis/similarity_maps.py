@@ -21,7 +21,7 @@ from rats_mm.analysis import (register_patch_similarity, render_part_overlay,  #
                               render_similarity_grid, similarity_maps, upsample_labels)
 from rats_mm.engine.backbone_io import (IMAGE_EXTENSIONS, add_model_args,  # noqa: E402
                                         features, fit_to_patches, load_image, make_parser,
-                                        model_from_args, prepare_image, run_cli)
+                                        model_from_args, prefix_tokens, prepare_image, run_cli)
 
 
 def parse_args(argv=None):
@@ -68,11 +68,8 @@ def main(argv=None):
     args = parse_args(argv)
     files = expand_images(args.images)
     model = model_from_args(args)
-    N = model.num_registers
-    if N == 0:
-        raise ValueError(f'the model of {args.config} has no registers (num_registers=0, a '
-                         'plain ViT): there are no register similarity maps to draw; for '
-                         'its parts use part_eval.py --method kmeans')
+    N = model.num_registers or 1  # a plain ViT: its [CLS] token's map (DINO's classic)
+    tokens = 'registers' if model.num_registers else '[CLS] token (no registers)'
     if args.source == 'compress' and model.attn_mode != 'rats':
         raise ValueError(f"--source compress needs a RATS model (attn_mode='rats'); the "
                          f"model of {args.config} has attn_mode={model.attn_mode!r}")
@@ -83,7 +80,7 @@ def main(argv=None):
         x = prepare_image(image, p)
         out = features(model, x)
         if args.source == 'cosine':
-            sim = register_patch_similarity(out['x_norm_patchtokens'], out['x_norm_regtokens'])
+            sim = register_patch_similarity(out['x_norm_patchtokens'], prefix_tokens(out))
         else:
             dev = next(model.parameters()).device
             sim = model.last_compress_weights(x.to(dev)).float().cpu()      # (1, N, L)
@@ -94,7 +91,7 @@ def main(argv=None):
         labels = upsample_labels(sim.argmax(dim=1), out['grid_size'], (H, W))[0]
         overlay_png = os.path.join(args.out_dir, f'{stem}_overlay.png')
         render_part_overlay(image, labels, overlay_png, N)
-        print(f'{path}: {W}x{H}, {N} registers ({args.source}) -> {grid_png}, {overlay_png}')
+        print(f'{path}: {W}x{H}, {N} {tokens} ({args.source}) -> {grid_png}, {overlay_png}')
 
 
 if __name__ == '__main__':
