@@ -2,7 +2,7 @@
 # instances, fine-tuned from the demo RATS (work_dirs/demo/backbone.pth when present).
 #   python tools/train.py configs/demo/m2f_rats_synthetic_ins.py
 #   python tools/test.py configs/demo/m2f_rats_synthetic_ins.py \
-#       work_dirs/m2f_rats_synthetic_ins/iter_200.pth
+#       work_dirs/m2f_rats_synthetic_ins/iter_600.pth
 _base_ = ['../m2f_rats_coco.py']
 
 data_root = 'data/synthetic/'
@@ -13,7 +13,7 @@ num_classes = num_things_classes + num_stuff_classes
 embed_dim, depth, num_heads, num_registers = 96, 4, 3, 12  # the pretraining demo's RATS
 num_extra_queries = 4
 feat_channels = 64
-max_iters = 200
+max_iters = 600
 
 model = dict(
     data_preprocessor=dict(batch_augments=[dict(
@@ -84,4 +84,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=max_it
                         by_epoch=False)]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=20), checkpoint=dict(by_epoch=False, interval=100))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(by_epoch=False, interval=200))

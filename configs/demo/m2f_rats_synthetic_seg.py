@@ -3,7 +3,7 @@
 # tools/export_backbone.py; random init when absent). Trains on 2 CPU cores in a few minutes:
 #   python tools/train.py configs/demo/m2f_rats_synthetic_seg.py
 #   python tools/test.py configs/demo/m2f_rats_synthetic_seg.py \
-#       work_dirs/m2f_rats_synthetic_seg/iter_200.pth
+#       work_dirs/m2f_rats_synthetic_seg/iter_600.pth
 _base_ = ['../m2f_rats_ade20k.py']
 
 data_root = 'data/synthetic'
@@ -13,7 +13,7 @@ num_classes = 7  # background + 6 object categories
 embed_dim, depth, num_heads, num_registers = 96, 4, 3, 12  # the pretraining demo's RATS
 num_extra_queries = 4
 feat_channels = 64
-max_iters = 200
+max_iters = 600
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -75,4 +75,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=max_it
                         by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(by_epoch=False, interval=100, save_best=None))
+                     checkpoint=dict(by_epoch=False, interval=200, save_best=None))

@@ -18,7 +18,7 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 IGNORE = 255
 
 
-def _load_rgb(path):
+def load_rgb(path):
     """(H, W, 3) uint8 RGB array of an image file, or an error naming it."""
     path = Path(path)
     if not path.is_file():
@@ -88,7 +88,7 @@ class PartFolder(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(f'index {i} out of range for {len(self)} items')
         image_path, mask_path = self.images[i], self.masks[i]
-        image, parts = _load_rgb(image_path), _load_mask(mask_path)
+        image, parts = load_rgb(image_path), _load_mask(mask_path)
         if image.shape[:2] != parts.shape:
             raise ValueError(f'size mismatch: image {image_path} is {image.shape[:2]}, part '
                              f'mask {mask_path} is {parts.shape}')
@@ -153,7 +153,7 @@ class _PartImageNetItems(Sequence):
             raise IndexError(f'index {i} out of range for {len(self)} items')
         info = self.images[i]
         path = self.image_root / info['file_name']
-        image = _load_rgb(path)
+        image = load_rgb(path)
         h, w = int(info['height']), int(info['width'])
         if image.shape[:2] != (h, w):
             raise ValueError(f'size mismatch: image {path} is {image.shape[:2]}, annotation '
@@ -294,7 +294,7 @@ def read_pascal_part(mat_file, part_names, unmapped='error', image_root=None):
     size = None
     if image_root is not None:
         image_path = Path(image_root) / f'{getattr(anno, "imname", Path(mat_file).stem)}.jpg'
-        item.update(image=_load_rgb(image_path), path=str(image_path))
+        item.update(image=load_rgb(image_path), path=str(image_path))
         size = item['image'].shape[:2]
     if size is None:
         if not objects:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..analysis.readers import IMAGE_EXTENSIONS, load_rgb
 from ..models import RatsViT, load_pretrained
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args',
@@ -31,7 +32,6 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args'
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained')
 _VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
@@ -155,19 +155,8 @@ def prefix_tokens(out):
 # ----------------------------------------------------------------------------- images
 
 def load_image(path):
-    """Args:
-        path (str | Path): Image file.
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8 RGB; errors name the file.
-    """
-    if not os.path.isfile(str(path)):
-        raise FileNotFoundError(f'image file {path} does not exist')
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert('RGB'))
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f'cannot read image {path}: {e}') from e
+    """(H, W, 3) uint8 RGB array of an image file; errors name the file."""
+    return load_rgb(path)
 
 
 def _geometry(h, w, patch_size, size):

@@ -130,7 +130,10 @@ class KNNMonitorHook(Hook):
                            f'{done_iters}: {acc:.4f} ({len(query_y)} queries, '
                            f'{len(bank_y)} bank images, {len(classes)} classes)')
         path = os.path.join(runner.work_dir, 'knn.json')
-        history = json.load(open(path)) if os.path.exists(path) else []
+        history = []
+        if os.path.exists(path):
+            with open(path) as f:
+                history = json.load(f)
         history.append({'iter': done_iters, 'knn_top1': acc, 'k': self.k})
         with open(path, 'w') as f:
             json.dump(history, f, indent=1)
