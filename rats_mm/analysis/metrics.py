@@ -52,6 +52,18 @@ def _pairs(pred, gt):
         yield _to_numpy(p, f'pred[{i}]'), _to_numpy(g, f'gt[{i}]')
 
 
+def _kept_pixels(pred, gt, ignore_index):
+    """Yield (index, pred, gt) flat pixel arrays per pair, ignore pixels dropped."""
+    for i, (p, g) in enumerate(_pairs(pred, gt)):
+        if p.shape != g.shape:
+            raise ValueError(f'pair {i}: pred shape {p.shape} != gt shape {g.shape}')
+        p, g = p.reshape(-1), g.reshape(-1)                                 # (P,) pixels
+        if ignore_index is not None:
+            keep = g != ignore_index
+            p, g = p[keep], g[keep]
+        yield i, p, g
+
+
 def _check_range(values, upper, what):
     """ValueError naming the first value of ``values`` outside [0, upper)."""
     if values.size == 0:
@@ -79,13 +91,7 @@ def confusion_matrix(pred, gt, num_pred, num_gt, ignore_index=255):
         whose ground truth is ``j``.
     """
     conf = np.zeros(num_pred * num_gt, dtype=np.int64)
-    for i, (p, g) in enumerate(_pairs(pred, gt)):
-        if p.shape != g.shape:
-            raise ValueError(f'pair {i}: pred shape {p.shape} != gt shape {g.shape}')
-        p, g = p.reshape(-1), g.reshape(-1)                                 # (P,) pixels
-        if ignore_index is not None:
-            keep = g != ignore_index
-            p, g = p[keep], g[keep]
+    for i, p, g in _kept_pixels(pred, gt, ignore_index):
         _check_range(p, num_pred, f'pair {i}: pred')
         _check_range(g, num_gt, f'pair {i}: gt')
         conf += np.bincount(p.astype(np.int64) * num_gt + g, minlength=num_pred * num_gt)
@@ -179,13 +185,7 @@ def part_miou(pred, gt, num_pred, num_gt, ignore_index=255, mode='hungarian'):
 def _contingency(pred, gt, ignore_index):
     """Dataset-wide (pred label, gt label) counts without knowing the label ranges."""
     table = np.zeros((0, 0), dtype=np.int64)
-    for i, (p, g) in enumerate(_pairs(pred, gt)):
-        if p.shape != g.shape:
-            raise ValueError(f'pair {i}: pred shape {p.shape} != gt shape {g.shape}')
-        p, g = p.reshape(-1), g.reshape(-1)                                 # (P,) pixels
-        if ignore_index is not None:
-            keep = g != ignore_index
-            p, g = p[keep], g[keep]
+    for i, p, g in _kept_pixels(pred, gt, ignore_index):
         if p.size == 0:
             continue
         for a, what in ((p, 'pred'), (g, 'gt')):
