@@ -32,6 +32,11 @@ def enable_overlays(cfg, show_dir):
     if hook is None:
         raise KeyError('--show-dir needs default_hooks.visualization in the config')
     hook.update(draw=True, interval=1)
+    # mmseg's SegVisualizationHook reads runner.iter, which makes mmengine build the train
+    # loop and its dataset; point that at the test data so testing never needs the training
+    # set on disk
+    if cfg.get('train_dataloader') is not None:
+        cfg.train_dataloader.dataset = cfg.test_dataloader.dataset
     if 'Seg' in hook['type']:
         cfg.visualizer.save_dir = show_dir  # mmseg writes under the visualiser's save_dir
     else:
