@@ -1,5 +1,6 @@
 # Demo: Mask2Former instance segmentation with register queries on the synthetic data's COCO
-# instances, fine-tuned from the demo RATS (work_dirs/demo/backbone.pth when present).
+# instances, fine-tuned from the demo RATS (work_dirs/demo/backbone.pth, made by `make demo` or
+# tools/export_backbone.py; random init when absent).
 #   python tools/train.py configs/demo/m2f_rats_synthetic_ins.py
 #   python tools/test.py configs/demo/m2f_rats_synthetic_ins.py \
 #       work_dirs/m2f_rats_synthetic_ins/iter_600.pth
