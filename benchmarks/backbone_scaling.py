@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
-import subprocess
 import sys
-import time
 
 import torch
+
+import common
+from common import autocast, interleaved, peak_memory_mb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rats_mm.models import ARCHS, rats_vit, vit  # noqa: E402
@@ -38,69 +37,38 @@ def build(kind, arch, size):
                              num_heads=heads, num_classes=0, dynamic_img_size=True)
 
 
-def _sync(device):
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _autocast(device):
-    return torch.autocast('cuda', dtype=torch.bfloat16) if device == 'cuda' else _null()
-
-
 def _forward(model, x, device):
     def run():
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad(), autocast(device):
             model.forward_features(x)
     return run
 
 
 def _forward_backward(model, x, device):
     def run():
-        with _autocast(device):
+        with autocast(device):
             feats = model.forward_features(x)
         feats = feats['x_norm_patchtokens'] if isinstance(feats, dict) else feats
         feats.float().mean().backward()
     return run
 
 
-def _interleaved(fns, device, repeats):
-    """Median seconds of each callable, timed in alternation after one warm-up each."""
-    times = {name: [] for name in fns}
-    for rep in range(repeats + 1):
-        for name, fn in fns.items():
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            if rep:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def time_cell(arch, size, batch_size, repeats, backward):
     """Both models at one size in this process, timed in alternation."""
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     models = {k: build(k, arch, size).to(device) for k in ('rats', 'timm')}
     x = torch.randn(batch_size, 3, size, size, device=device)
     out = {k: {} for k in models}
     for m in models.values():
         m.eval()
-    for k, t in _interleaved({k: _forward(m, x, device) for k, m in models.items()},
+    for k, t in interleaved({k: _forward(m, x, device) for k, m in models.items()},
                              device, repeats).items():
         out[k]['fwd_s'] = t
     if backward:
         for m in models.values():
             m.train()
         fns = {k: _forward_backward(m, x, device) for k, m in models.items()}
-        for k, t in _interleaved(fns, device, max(1, repeats // 2)).items():
+        for k, t in interleaved(fns, device, max(1, repeats // 2)).items():
             out[k]['fwd_bwd_s'] = t
     return out
 
@@ -108,27 +76,18 @@ def time_cell(arch, size, batch_size, repeats, backward):
 def memory_cell(kind, arch, size, batch_size, backward):
     """Peak memory (MB) of one model's forward (+ backward): CUDA allocator peak, or on CPU
     the growth of this process's peak RSS over the built model."""
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     model = build(kind, arch, size).to(device)
     x = torch.randn(batch_size, 3, size, size, device=device)
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
     model.train() if backward else model.eval()
-    (_forward_backward if backward else _forward)(model, x, device)()
-    if device == 'cuda':
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_kb) / 1024
+    return peak_memory_mb((_forward_backward if backward else _forward)(model, x, device),
+                          device)
 
 
 def run_cell(*cell_args, args):
-    cmd = [sys.executable, os.path.abspath(__file__), '--cell', *map(str, cell_args),
-           '--batch-size', str(args.batch_size), '--repeats', str(args.repeats),
-           '--backward-max-size', str(args.backward_max_size)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        return {'error': res.stderr.strip().splitlines()[-1] if res.stderr else 'failed'}
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return common.run_cell(os.path.abspath(__file__), cell_args, [
+        '--batch-size', args.batch_size, '--repeats', args.repeats,
+        '--backward-max-size', args.backward_max_size])
 
 
 def fmt(v, spec):
@@ -149,7 +108,7 @@ def main():
     if args.cell:
         print(json.dumps(_dispatch_cell(args)))
         return
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     rows = []
     header = (f"{'arch':6} {'size':>5} {'GMACs rats':>10} {'GMACs vit':>10} {'fwd rats s':>10} "
               f"{'fwd vit s':>10} {'fwd x':>6} {'f+b rats s':>10} {'f+b vit s':>10} "

@@ -13,13 +13,12 @@ Usage:
 import argparse
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
-import time
 
 import torch
+
+import common
+from common import autocast, interleaved, peak_memory_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -72,11 +71,9 @@ def make_batch(setting, batch_size, device):
 
 def step_fn(model, images, samples, device):
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if device == 'cuda'
-                else torch.autocast('cpu', enabled=False))
 
     def step():
-        with autocast:
+        with autocast(device):
             losses = model.loss(images, samples)
         loss = sum(v for k, v in losses.items() if 'loss' in k)
         loss.backward()
@@ -86,44 +83,23 @@ def step_fn(model, images, samples, device):
 
 
 def time_cell(setting, batch_size, steps):
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     images, samples = make_batch(setting, batch_size, device)
     fns = {k: step_fn(build(k, setting).to(device).train(), images, samples, device)
            for k in ('rats', 'vit')}
-    times = {k: [] for k in fns}
-    for rep in range(steps + 1):  # the first step of each is a warm-up
-        for k, fn in fns.items():
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            if rep:
-                times[k].append(time.perf_counter() - start)
-    return {k: statistics.median(t) for k, t in times.items()}
+    return interleaved(fns, device, steps)
 
 
 def memory_cell(kind, setting, batch_size):
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     images, samples = make_batch(setting, batch_size, device)
-    fn = step_fn(build(kind, setting).to(device).train(), images, samples, device)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    fn()
-    if device == 'cuda':
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return peak_memory_mb(step_fn(build(kind, setting).to(device).train(), images, samples,
+                                  device), device)
 
 
 def run_cell(args, *cell):
-    cmd = [sys.executable, os.path.abspath(__file__), '--cell', *map(str, cell),
-           '--batch-size', str(args.batch_size), '--steps', str(args.steps)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        return {'error': res.stderr.strip().splitlines()[-1] if res.stderr else 'failed'}
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return common.run_cell(os.path.abspath(__file__), cell,
+                           ['--batch-size', args.batch_size, '--steps', args.steps])
 
 
 def main():
@@ -140,7 +116,7 @@ def main():
                   else memory_cell(args.cell[1], args.cell[2], args.batch_size))
         print(json.dumps(result))
         return
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     print(f'device={device} threads={torch.get_num_threads()} batch={args.batch_size}')
     print(f"{'setting':8} {'px':>5} {'rats s/step':>11} {'vit s/step':>10} {'speed-up':>8} "
           f"{'rats MB':>8} {'vit MB':>8}")

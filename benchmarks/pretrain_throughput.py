@@ -13,12 +13,14 @@ Usage:
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 
 import torch
+
+import common
+from common import autocast, interleaved
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mmengine.optim import OptimWrapper  # noqa: E402
@@ -47,24 +49,14 @@ def time_steps(args, device):
     crops = [torch.randn(args.batch_size, 3, args.global_size, args.global_size)] * 2 + \
             [torch.randn(args.batch_size, 3, args.local_size, args.local_size)] * args.local_crops
     batch = {'inputs': [c.to(device) for c in crops], 'data_samples': {'skipped': 0}}
-    models = {name: build(name, args, device) for name in BACKBONES}
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if device == 'cuda' else None
-    times = {name: [] for name in models}
-    for step in range(args.steps + 1):  # the first step is a warm-up
-        for name, (model, optim) in models.items():
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            if amp is None:
+
+    def step_fn(model, optim):
+        def step():
+            with autocast(device):
                 model.train_step(batch, optim)
-            else:
-                with amp:
-                    model.train_step(batch, optim)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            if step:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+        return step
+    fns = {name: step_fn(*build(name, args, device)) for name in BACKBONES}
+    return interleaved(fns, device, args.steps)
 
 
 def time_pipeline(args):
@@ -98,7 +90,7 @@ def main():
     p.add_argument('--image-size', type=int, default=256, help='generated image size')
     p.add_argument('--out', default='work_dirs/benchmarks/pretrain_throughput.json')
     args = p.parse_args()
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = common.device()
     steps = time_steps(args, device)
     pipeline = time_pipeline(args)
     rows = {name: args.batch_size / t for name, t in steps.items()}
