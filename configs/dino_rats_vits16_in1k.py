@@ -1,18 +1,26 @@
-# DINO ViT-S/16 100-epoch recipe for RATS-S/16 (48 registers, 8 per head) on ImageNet-1k.
-# 8 GPUs x 64 images, 2 x 224 + 8 x 96 crops, out_dim 65536, lr 5e-4 x batch/256 with 10
-# warm-up epochs then cosine to 1e-6, wd 0.04 -> 0.4, teacher momentum 0.996 -> 1, teacher
-# temperature 0.04 -> 0.07 over 30 epochs, gradient clip 3.0, last layer frozen for 1 epoch.
+# DINO's vanilla 100-epoch ViT-S/16 recipe (main_dino.py defaults) for RATS-S/16 (48 registers,
+# 8 per head) on ImageNet-1k: 8 GPUs x 64 images, 2 x 224 + 8 x 96 crops, out_dim 65536 with a
+# normalised last layer, lr 5e-4 x batch/256 with 10 warm-up epochs then cosine to 1e-6,
+# wd 0.04 -> 0.4, teacher momentum 0.996 -> 1, teacher temperature 0.04 constant, drop-path
+# 0.1 (student only: the teacher runs in eval mode), per-parameter gradient clip 3.0, last
+# layer frozen for 1 epoch. The 300-epoch recipe is dino_rats_vits16_in1k_300e.py.
 #   bash tools/dist_pretrain.sh configs/dino_rats_vits16_in1k.py 8
 #   python tools/export_backbone.py work_dirs/dino_rats_vits16_in1k/iter_250200.pth \
 #       work_dirs/dino_rats_vits16_in1k/backbone.pth
+# The k-NN monitor's bank is a labelled subset of the train folder, listed in
+# data/imagenet/knn_bank.txt (lines "train/<wnid>/<file>.JPEG <class index>"); e.g. 10 images
+# per class: python tools/make_knn_bank.py data/imagenet/train data/imagenet/knn_bank.txt 10
 _base_ = ['./_base_/dino_runtime.py']
 
 num_images = 1281167
 num_gpus = 8
 batch_size = 64
+epochs = 100
 iters_per_epoch = num_images // (num_gpus * batch_size)
-max_iters = 100 * iters_per_epoch
+max_iters = epochs * iters_per_epoch
 warmup_iters = 10 * iters_per_epoch
+teacher_temp = (0.04, 0.04)  # (start, end) of the linear warm-up
+teacher_temp_warmup_iters = 0
 
 model = dict(
     backbone=dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
@@ -29,16 +37,20 @@ param_scheduler = [
     dict(type='CosineAnnealingParamScheduler', param_name='weight_decay', eta_min_ratio=10.0,
          by_epoch=False, begin=0, end=max_iters),
 ]
+eval_pipeline = dict(type='EvalTransform', size=224)
 custom_hooks = [
-    dict(type='DINOScheduleHook', momentum=(0.996, 1.0), teacher_temp=(0.04, 0.07),
-         teacher_temp_warmup_iters=30 * iters_per_epoch),
+    dict(type='DINOScheduleHook', momentum=(0.996, 1.0), teacher_temp=teacher_temp,
+         teacher_temp_warmup_iters=teacher_temp_warmup_iters),
     dict(type='ThroughputHook'),
+    dict(type='CollapseMonitorHook', patience=1000),
     dict(type='PlainCheckpointHook'),
-    # k-NN monitor on ImageNet val (class sub-folders); bank: a labelled train subset
+    # k-NN of teacher and student: a labelled train subset as bank, ImageNet val as queries
+    # (class sub-folders); every rank embeds its share with loader workers
     dict(type='KNNMonitorHook', interval=10 * iters_per_epoch, k=20, batch_size=256,
-         bank=dict(type='ImageFolderDataset', data_root='data/imagenet/train',
-                   pipeline=dict(type='EvalTransform', size=224)),
+         num_workers=8,
+         bank=dict(type='ImageFolderDataset', data_root='data/imagenet',
+                   ann_file='knn_bank.txt', pipeline=eval_pipeline),
          query=dict(type='ImageFolderDataset', data_root='data/imagenet/val',
-                    pipeline=dict(type='EvalTransform', size=224))),
+                    pipeline=eval_pipeline)),
 ]
 default_hooks = dict(checkpoint=dict(interval=5 * iters_per_epoch))

@@ -64,9 +64,38 @@ def pretrain(config, work_dir, backbone_out):
     seconds = train_or_resume('tools/pretrain.py', config, work_dir)
     tool('tools/export_backbone.py', last_checkpoint(work_dir), backbone_out)
     with open(os.path.join(ROOT, work_dir, 'knn.json')) as f:
-        knn = json.load(f)[-1]['knn_top1']
-    return {'knn_top1': knn, 'images_per_s': mean_scalar(work_dir, 'images_per_s'),
-            'seconds': seconds}
+        knn = json.load(f)[-1]
+    return {'knn_top1': knn['knn_top1'], 'knn_top1_student': knn.get('knn_top1_student'),
+            'images_per_s': mean_scalar(work_dir, 'images_per_s'), 'seconds': seconds}
+
+
+def random_init_knn(config):
+    """k-NN top-1 of the config's network at initialisation (seed 0), with the same k-NN
+    monitor settings and data as its training run: the chance level to beat."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DATASETS, MODELS
+
+    from rats_mm.engine.hooks import knn_top1
+    cfg = Config.fromfile(os.path.join(ROOT, config))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    monitor = next(h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook')
+    root = os.path.join(ROOT, cfg.train_dataloader.dataset.data_root)
+    bank, query = (DATASETS.build(dict({'data_root': root}, **monitor[key]))
+                   for key in ('bank', 'query'))
+    return knn_top1(model.teacher['backbone'].eval(), bank, query, k=monitor.get('k', 20),
+                    batch_size=monitor.get('batch_size', 64), num_workers=0)
+
+
+def training_curves(runs):
+    """PNG of loss, teacher entropies and k-NN of the pretraining runs (name -> work dir)."""
+    from rats_mm.analysis import read_scalars, render_training_curves
+    path = os.path.join(ROOT, WORK, 'training_curves.png')
+    render_training_curves({name: read_scalars(os.path.join(ROOT, wd))
+                            for name, wd in runs.items()}, path)
+    return os.path.relpath(path, ROOT)
 
 
 def mean_scalar(work_dir, key):
@@ -92,6 +121,7 @@ def finetune_and_test(config, work_dir):
 
 
 def part_eval(config, backbone, method, out, *extra):
+    """Run tools/analysis/part_eval.py on the validation split; its JSON result."""
     tool('tools/analysis/part_eval.py', config, backbone, '--data-root', DATA,
          '--split', 'validation', '--method', method, '--out', out, *extra)
     with open(os.path.join(ROOT, out)) as f:
@@ -106,6 +136,10 @@ def analyse_parts():
         os.path.join(ROOT, 'configs/demo/dino_rats_synthetic.py')).model.backbone.num_registers
     rats = part_eval('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'backbone.pth'),
                      'registers', os.path.join(WORK, 'part_eval_rats.json'))
+    rats_bc = part_eval('configs/demo/dino_rats_synthetic.py',
+                        os.path.join(WORK, 'backbone.pth'), 'registers',
+                        os.path.join(WORK, 'part_eval_rats_broadcast.json'),
+                        '--assignment', 'broadcast')
     vit = part_eval('configs/demo/dino_vit_synthetic.py',
                     os.path.join(WORK, 'backbone_vit.pth'), 'kmeans',
                     os.path.join(WORK, 'part_eval_vit_kmeans.json'),
@@ -117,7 +151,8 @@ def analyse_parts():
          os.path.join(WORK, 'similarity'))
     return {'part_num_segments': num_registers, 'part_num_gt_classes': rats['num_gt'],
             'part_miou_rats': rats['miou'], 'part_nmi_rats': rats['nmi'],
-            'part_ari_rats': rats['ari'], 'part_miou_vit_kmeans': vit['miou'],
+            'part_ari_rats': rats['ari'], 'part_miou_rats_broadcast': rats_bc['miou'],
+            'part_nmi_rats_broadcast': rats_bc['nmi'], 'part_miou_vit_kmeans': vit['miou'],
             'part_nmi_vit_kmeans': vit['nmi'], 'part_ari_vit_kmeans': vit['ari']}
 
 
@@ -134,6 +169,13 @@ def main():
     ins = finetune_and_test('configs/demo/m2f_rats_synthetic_ins.py',
                             os.path.join(WORK, 'm2f_ins'))
     summary = {'knn_top1_rats': rats['knn_top1'], 'knn_top1_vit': vit['knn_top1'],
+               'knn_top1_random_init': random_init_knn('configs/demo/dino_rats_synthetic.py'),
+               'knn_top1_random_init_vit': random_init_knn('configs/demo/dino_vit_synthetic.py'),
+               'knn_top1_student_rats': rats['knn_top1_student'],
+               'knn_top1_student_vit': vit['knn_top1_student'],
+               'training_curves': training_curves({
+                   'RATS': os.path.join(WORK, 'pretrain_rats'),
+                   'ViT': os.path.join(WORK, 'pretrain_vit')}),
                'pretrain_images_per_s_rats': rats['images_per_s'],
                'pretrain_images_per_s_vit': vit['images_per_s'],
                'pretrain_seconds_rats': rats['seconds'], 'pretrain_seconds_vit': vit['seconds'],

@@ -28,10 +28,10 @@ train_dataloader = dict(
 
 # AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='DINOOptimWrapper',
     constructor='StudentOptimWrapperConstructor',  # the teacher is an EMA, not optimised
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.04, betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=3.0),
+    clip_grad=dict(type='per_parameter', max_norm=3.0),  # DINO: each parameter on its own
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={
         'registers': dict(decay_mult=0.0), 'pos_embed': dict(decay_mult=0.0),
         'cls_token': dict(decay_mult=0.0)}))

@@ -37,6 +37,7 @@ custom_hooks = [
     dict(type='DINOScheduleHook', momentum=(0.996, 1.0), teacher_temp=(0.04, 0.07),
          teacher_temp_warmup_iters=warmup_iters),
     dict(type='ThroughputHook'),
+    dict(type='CollapseMonitorHook', patience=100),
     dict(type='PlainCheckpointHook'),
     dict(type='KNNMonitorHook', interval=200, k=20, batch_size=128,
          # data_root: the training dataset's

@@ -2,11 +2,12 @@
 data, hooks and launcher used by ``tools/pretrain.py`` (registered in mmengine's registries)."""
 from .backbone import RatsViTBackbone
 from .data import EvalTransform, ImageFolderDataset, multicrop_collate
-from .dino import DINODistributedDataParallel, DINOPretrainer, StudentOptimWrapperConstructor
+from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
+                   DINOPretrainer, StudentOptimWrapperConstructor)
 from .optim import LayerDecayOptimWrapperConstructor
-from .hooks import DINOScheduleHook, KNNMonitorHook, PlainCheckpointHook, ThroughputHook
+from .hooks import CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook, PlainCheckpointHook, ThroughputHook
 
-__all__ = ['DINODistributedDataParallel', 'DINOPretrainer', 'DINOScheduleHook',
+__all__ = ['CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel', 'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook',
            'EvalTransform', 'ImageFolderDataset', 'KNNMonitorHook',
            'LayerDecayOptimWrapperConstructor', 'PlainCheckpointHook',
            'RatsViTBackbone', 'StudentOptimWrapperConstructor', 'ThroughputHook',

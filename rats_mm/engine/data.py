@@ -63,7 +63,8 @@ def _scan_folder(data_root, extensions):
     top = [os.path.relpath(p, data_root).split(os.sep)[0] for p in paths]
     has_classes = all(os.sep in os.path.relpath(p, data_root) for p in paths)
     classes = sorted(set(top)) if has_classes else []
-    labels = [classes.index(t) for t in top] if classes else [-1] * len(paths)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = [index[t] for t in top] if classes else [-1] * len(paths)
     return paths, labels, classes
 
 

@@ -1,12 +1,14 @@
 """DINO self-distillation as an mmengine model: student and EMA teacher, one train step."""
 import torch
 from mmengine.model import BaseModel, MMDistributedDataParallel
-from mmengine.optim import DefaultOptimWrapperConstructor
-from mmengine.registry import MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import (MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
+                               OPTIM_WRAPPERS)
 from torch import nn
 
 from ..models import RatsViT, load_pretrained
-from ..ssl import DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients, update_teacher
+from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
+                   clip_gradients_per_parameter, update_teacher)
 
 
 @MODELS.register_module()
@@ -40,13 +42,25 @@ class DINOPretrainer(BaseModel):
         head = dict(head or {})
         self.student = nn.ModuleDict({'backbone': vit,
                                       'head': DINOHead(vit.embed_dim, **head)})
-        self.teacher = build_teacher(self.student)
+        self.teacher = build_teacher(self.student).eval()
         self.criterion = DINOLoss(self.student['head'].last_layer.out_features, **(loss or {}))
         self.freeze_last_layer_iters = freeze_last_layer_iters
         self.teacher_momentum = 0.996
         self.teacher_temp = 0.04
         self.current_iter = 0
         self.skipped_images = 0
+
+    def train(self, mode=True):
+        """Set the student's mode; the teacher always stays in eval mode.
+
+        mmengine calls ``model.train()`` before training. The teacher is a copy of the
+        student, so without this it would run the student's stochastic depth and dropout and
+        its targets would be randomly thinned; DINO builds its teacher without drop-path and
+        DINOv2's meta-architecture keeps it in eval the same way.
+        """
+        super().train(mode)
+        self.teacher.eval()
+        return self
 
     def init_weights(self):
         """Keep the student's own init and the pretrained weights; teacher = student."""
@@ -110,6 +124,7 @@ class DINOPretrainer(BaseModel):
         self.skipped_images += int(samples.get('skipped', 0))
         log_vars.update(teacher_momentum=self.teacher_momentum, teacher_temp=self.teacher_temp,
                         skipped_images=self.skipped_images)
+        log_vars.update({f'teacher_{k}': v for k, v in self.criterion.last_stats.items()})
         return log_vars
 
     def val_step(self, data):
@@ -136,3 +151,32 @@ class StudentOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def __call__(self, model):
         model = model.module if hasattr(model, 'module') else model
         return super().__call__(model.student)
+
+
+class PerParameterClipMixin:
+    """Adds ``clip_grad=dict(type='per_parameter', max_norm=...)`` to an mmengine optim
+    wrapper: DINO's clipping of each parameter's gradient on its own (mmengine's ``'norm'``
+    clips the global norm). The other clip types work as upstream."""
+
+    def __init__(self, optimizer, clip_grad=None, **kwargs):
+        per_parameter = bool(clip_grad) and clip_grad.get('type') == 'per_parameter'
+        if per_parameter:
+            extra = set(clip_grad) - {'type', 'max_norm'}
+            if extra or 'max_norm' not in clip_grad:
+                raise ValueError("clip_grad=dict(type='per_parameter', max_norm=X) takes "
+                                 f'max_norm only, got {dict(clip_grad)}')
+            clip_grad = dict(type='norm', max_norm=float(clip_grad['max_norm']))
+        super().__init__(optimizer, clip_grad=clip_grad, **kwargs)
+        if per_parameter:
+            self.clip_func = clip_gradients_per_parameter
+
+
+@OPTIM_WRAPPERS.register_module()
+class DINOOptimWrapper(PerParameterClipMixin, OptimWrapper):
+    """mmengine ``OptimWrapper`` that also knows DINO's per-parameter gradient clipping."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class DINOAmpOptimWrapper(PerParameterClipMixin, AmpOptimWrapper):
+    """mmengine ``AmpOptimWrapper`` (what ``--amp`` selects for ``DINOOptimWrapper``) with
+    DINO's per-parameter gradient clipping, applied after unscaling."""

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import torch
-from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.model import is_model_wrapper
@@ -66,75 +65,220 @@ class ThroughputHook(Hook):
 
 
 @HOOKS.register_module()
-class KNNMonitorHook(Hook):
-    """Weighted k-NN top-1 accuracy of the teacher embedding on a labelled split.
+class CollapseMonitorHook(Hook):
+    """Says in the log when the DINO teacher has collapsed, and to what.
 
-    Logged (``knn_top1``) and appended to ``WORK_DIR/knn.json`` every ``interval`` iterations
-    and after training. Runs on the main process only.
+    Reads the teacher-target diagnostics the model logs every iteration
+    (``teacher_entropy_ratio``: mean per-image target entropy / ln K; ``teacher_batch_entropy_
+    ratio``: entropy of the batch-mean target / ln K). Uniform collapse: every target is flat
+    (per-image ratio near 1). One-hot collapse: every image gets the same prototype
+    (batch ratio near 0). After ``patience`` consecutive iterations in either state it logs a
+    warning naming the state and what to try, then again every ``patience`` iterations while
+    it lasts; ``collapse_warnings`` counts them in the scalars.
 
     Args:
-        bank (dict): Dataset config of the labelled reference images (``data_root``
-            defaults to the training dataset's).
-        query (dict): Dataset config of the labelled images to classify (likewise).
+        patience (int): Consecutive collapsed iterations before a warning.
+        uniform_ratio (float): Per-image entropy ratio above which targets count as uniform.
+        onehot_ratio (float): Batch entropy ratio below which targets count as one-hot.
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    ADVICE = {
+        'uniform': 'the teacher outputs carry no information about the image. Try '
+                   "loss.centering='sinkhorn_knopp', a lower teacher temperature, a faster "
+                   'teacher (lower momentum) for short runs, or object-centric images',
+        'one-hot': 'every image maps to the same prototype. Try a higher center_momentum '
+                   "complement (faster centring), loss.centering='sinkhorn_knopp', or a lower "
+                   'learning rate',
+    }
+
+    def __init__(self, patience=100, uniform_ratio=0.9, onehot_ratio=0.1):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f'patience must be an integer >= 1, got {patience!r}')
+        self.patience, self.uniform_ratio, self.onehot_ratio = (
+            patience, uniform_ratio, onehot_ratio)
+        self.state, self.stretch, self.warnings = None, 0, 0
+
+    def classify(self, entropy_ratio, batch_entropy_ratio):
+        """``'uniform'``, ``'one-hot'`` or None for one iteration's diagnostics."""
+        if entropy_ratio > self.uniform_ratio:
+            return 'uniform'
+        if batch_entropy_ratio < self.onehot_ratio:
+            return 'one-hot'
+        return None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        outputs = outputs or {}
+        if 'teacher_entropy_ratio' not in outputs:
+            return
+        state = self.classify(float(outputs['teacher_entropy_ratio']),
+                              float(outputs['teacher_batch_entropy_ratio']))
+        self.stretch = self.stretch + 1 if state is not None and state == self.state else int(
+            state is not None)
+        self.state = state
+        if state is not None and self.stretch % self.patience == 0:
+            self.warnings += 1
+            runner.logger.warning(
+                f'DINO looks collapsed ({state}) for the last {self.stretch} iterations '
+                f'(iteration {runner.iter + 1}: target entropy '
+                f'{float(outputs["teacher_entropy_ratio"]):.3f} x ln K, batch-mean entropy '
+                f'{float(outputs["teacher_batch_entropy_ratio"]):.3f} x ln K): '
+                f'{self.ADVICE[state]}.')
+        runner.message_hub.update_scalar('train/collapse_warnings', self.warnings)
+
+
+def _shard_features(network, dataset, batch_size, num_workers, device):
+    """Embeddings of this rank's share of ``dataset``, gathered from every rank.
+
+    Rank r embeds indices r, r + W, r + 2W, ... (wrapping round to equalise shard sizes);
+    the gathered result is re-ordered and trimmed to the dataset order.
+
+    Returns:
+        tuple[Tensor, Tensor]: (len(dataset), D) float32 features and (len(dataset),) labels.
+    """
+    from mmengine.dist import all_gather, get_dist_info
+    rank, world = get_dist_info()
+    count = len(dataset)
+    per_rank = -(-count // world)
+    indices = [(rank + j * world) % count for j in range(per_rank)]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
+        num_workers=num_workers, collate_fn=multicrop_collate)
+    feats, labels = [], []
+    for batch in loader:
+        feats.append(network(batch['inputs'].to(device)).float())
+        labels.append(batch['data_samples']['labels'].to(device))
+    feats, labels = torch.cat(feats), torch.cat(labels)
+    if world > 1:
+        # (W, per_rank, D) -> position j * W + r, as drawn above
+        feats = torch.stack(all_gather(feats), dim=1).flatten(0, 1)
+        labels = torch.stack(all_gather(labels), dim=1).flatten(0, 1)
+    return feats[:count].cpu(), labels[:count].cpu()
+
+
+@torch.no_grad()
+def knn_top1(network, bank, query, k=20, temperature=0.07, batch_size=64, num_workers=2,
+             device='cpu'):
+    """Weighted k-NN top-1 accuracy of an embedding network (DINO's k-NN evaluation).
+
+    Args:
+        network (nn.Module): Maps (B, 3, H, W) images to (B, D) embeddings (eval mode).
+        bank (ImageFolderDataset): Labelled reference images (single-view transform).
+        query (ImageFolderDataset): Labelled images to classify.
+        k (int): Neighbours.
+        temperature (float): Vote temperature.
+        batch_size (int): Images per forward.
+        num_workers (int): Loader workers per rank.
+        device (str | torch.device): Where the network runs.
+
+    Returns:
+        float: Top-1 accuracy in [0, 1]; a query whose label is absent from the bank counts
+        as wrong.
+    """
+    bank_x, bank_y = _shard_features(network, bank, batch_size, num_workers, device)
+    query_x, query_y = _shard_features(network, query, batch_size, num_workers, device)
+    remap = {int(c): i for i, c in enumerate(torch.unique(bank_y))}
+    bank_y = torch.tensor([remap[int(y)] for y in bank_y])
+    query_y = torch.tensor([remap.get(int(y), -1) for y in query_y])
+    return knn_accuracy(bank_x, bank_y, query_x, query_y, len(remap), k, temperature)
+
+
+@HOOKS.register_module()
+class KNNMonitorHook(Hook):
+    """Weighted k-NN top-1 accuracy of the teacher and the student embeddings.
+
+    Logged (``knn_top1`` for the teacher, ``knn_top1_student``) and appended to
+    ``WORK_DIR/knn.json`` every ``interval`` iterations and after training. Every rank embeds
+    its share of the bank and query sets with ``num_workers`` loader workers; the features are
+    gathered, so the cost per rank falls with the number of ranks. Keep the bank a labelled
+    subset (an ``ann_file``), not a whole ImageNet train folder.
+
+    When a dataset config has no ``data_root`` it takes the training dataset's; if its
+    ``ann_file`` does not exist there (a plain unlabelled folder given on the command line),
+    or its images carry no labels, the monitor logs that it is skipped instead of failing.
+    A ``data_root`` given explicitly must be right: errors then stop the run at start.
+
+    Args:
+        bank (dict): Dataset config of the labelled reference images.
+        query (dict): Dataset config of the labelled images to classify.
         interval (int): Iterations between evaluations (0: only after training).
         k (int): Neighbours.
         temperature (float): Vote temperature.
         batch_size (int): Images per forward.
+        num_workers (int): Loader workers per rank for the feature extraction.
     """
 
     priority = 'LOW'
 
-    def __init__(self, bank, query, interval=0, k=20, temperature=0.07, batch_size=64):
+    def __init__(self, bank, query, interval=0, k=20, temperature=0.07, batch_size=64,
+                 num_workers=2):
         self.bank_cfg, self.query_cfg = bank, query
         self.interval, self.k, self.temperature = interval, k, temperature
-        self.batch_size = batch_size
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.datasets = None
         self.last_iter = None
 
+    def _build(self, cfg, train_root, logger):
+        """The dataset of ``cfg``, or None (with a log line) when it must be skipped."""
+        if 'data_root' not in cfg and cfg.get('ann_file') and not os.path.isabs(
+                cfg['ann_file']):
+            ann_path = os.path.join(train_root, cfg['ann_file'])
+            if not os.path.isfile(ann_path):
+                logger.warning(f'k-NN monitor skipped: no label file {ann_path!r} under the '
+                               f'training data root {train_root!r} (an unlabelled folder)')
+                return None
+        dataset = DATASETS.build(dict({'data_root': train_root}, **cfg))
+        if all(label < 0 for label in dataset.labels):
+            logger.warning(f'k-NN monitor skipped: the images under {dataset.data_root!r} '
+                           'carry no labels (no ann_file, no class sub-folders)')
+            return None
+        return dataset
+
     def before_train(self, runner):
-        """Build both datasets now, so a wrong path fails before training starts. A config
-        without ``data_root`` takes the training dataset's."""
+        """Build both datasets now, so a wrong path fails before training starts."""
         train_root = getattr(runner.train_dataloader.dataset, 'data_root', None)
-        self.datasets = [DATASETS.build(dict({'data_root': train_root}, **cfg))
-                         for cfg in (self.bank_cfg, self.query_cfg)]
+        self.datasets = None
+        datasets = []
+        for cfg in (self.bank_cfg, self.query_cfg):
+            dataset = self._build(cfg, train_root, runner.logger)
+            if dataset is None:
+                return
+            datasets.append(dataset)
+        self.datasets = datasets
 
-    @torch.no_grad()
-    def _features(self, model, dataset):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size,
-                                             collate_fn=multicrop_collate)
-        device = next(model.parameters()).device
-        feats, labels = [], []
-        for batch in loader:
-            feats.append(model.teacher['backbone'](batch['inputs'].to(device)).float().cpu())
-            labels.append(batch['data_samples']['labels'])
-        return torch.cat(feats), torch.cat(labels)
+    def _accuracy(self, network, device):
+        return knn_top1(network, *self.datasets, k=self.k, temperature=self.temperature,
+                        batch_size=self.batch_size, num_workers=self.num_workers, device=device)
 
-    @master_only
     def evaluate(self, runner, done_iters):
-        """Compute, log and record the k-NN accuracy after ``done_iters`` iterations."""
+        """Compute, log and record both accuracies after ``done_iters`` iterations."""
+        if self.datasets is None:
+            return
         model = _unwrap(runner.model)
         was_training = model.training
         model.eval()
-        bank_x, bank_y = self._features(model, self.datasets[0])
-        query_x, query_y = self._features(model, self.datasets[1])
+        device = next(model.parameters()).device
+        record = {'iter': done_iters, 'k': self.k}
+        for name, branch in (('knn_top1', model.teacher), ('knn_top1_student', model.student)):
+            record[name] = self._accuracy(branch['backbone'], device)
+            runner.message_hub.update_scalar(f'train/{name}', record[name])
         model.train(was_training)
-        classes = torch.unique(bank_y)
-        remap = {int(c): i for i, c in enumerate(classes)}
-        bank_y = torch.tensor([remap[int(y)] for y in bank_y])
-        query_y = torch.tensor([remap.get(int(y), -1) for y in query_y])
-        acc = knn_accuracy(bank_x, bank_y, query_x, query_y, len(classes), self.k,
-                           self.temperature)
         self.last_iter = done_iters
-        runner.message_hub.update_scalar('train/knn_top1', acc)
-        runner.logger.info(f'k-NN (k={self.k}) top-1 of the teacher embedding at iter '
-                           f'{done_iters}: {acc:.4f} ({len(query_y)} queries, '
-                           f'{len(bank_y)} bank images, {len(classes)} classes)')
-        path = os.path.join(runner.work_dir, 'knn.json')
+        runner.logger.info(
+            f'k-NN (k={self.k}) top-1 at iter {done_iters}: teacher {record["knn_top1"]:.4f}, '
+            f'student {record["knn_top1_student"]:.4f} ({len(self.datasets[1])} queries, '
+            f'{len(self.datasets[0])} bank images)')
+        if runner.rank == 0:
+            self._append(os.path.join(runner.work_dir, 'knn.json'), record)
+
+    @staticmethod
+    def _append(path, record):
         history = []
         if os.path.exists(path):
             with open(path) as f:
                 history = json.load(f)
-        history.append({'iter': done_iters, 'knn_top1': acc, 'k': self.k})
+        history.append(record)
         with open(path, 'w') as f:
             json.dump(history, f, indent=1)
 

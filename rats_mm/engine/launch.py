@@ -46,7 +46,9 @@ def load_config(args):
     if getattr(args, 'amp', False):
         if not torch.cuda.is_available():
             raise RuntimeError('--amp needs a CUDA device (mmengine AmpOptimWrapper)')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        amp_type = {'OptimWrapper': 'AmpOptimWrapper', 'DINOOptimWrapper': 'DINOAmpOptimWrapper'}
+        kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        cfg.optim_wrapper.type = amp_type.get(kind, kind)
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     hooks = cfg.get('custom_hooks') or []
     if not any(h.get('type') == 'PlainCheckpointHook' for h in hooks):

@@ -117,3 +117,23 @@ class RegisterAttention(nn.Module):
         logits = q_reg @ k_pat.transpose(-2, -1) * self.head_dim ** -0.5
         B, H, n, L = logits.shape
         return logits.softmax(dim=-1).reshape(B, H * n, L)
+
+    @torch.no_grad()
+    def broadcast_weights(self, x):
+        """Attention weights of the broadcast step: which register each patch reads from.
+
+        Args:
+            x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
+
+        Returns:
+            Tensor: (B, L, N) weights; for each patch the n entries of head h's registers
+            (``h * n .. h * n + n - 1``) sum to 1, so each row sums to H.
+        """
+        N, scale = self.num_registers, self.head_dim ** -0.5
+        q_reg = self._register_queries(x[:, :N])                    # (B, H, n, d)
+        q_pat, k_pat, v_pat = self._patch_qkv(x[:, N:])             # (B, H, L, d)
+        compressed = F.scaled_dot_product_attention(q_reg, k_pat, v_pat)
+        messages = F.scaled_dot_product_attention(compressed, compressed, compressed)
+        weights = (q_pat @ messages.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, L, n)
+        B, H, L, n = weights.shape
+        return weights.permute(0, 2, 1, 3).reshape(B, L, H * n)    # (B, L, N)

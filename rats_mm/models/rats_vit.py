@@ -216,15 +216,23 @@ class RatsViT(nn.Module):
         return final, outs
 
     @torch.no_grad()
-    def last_compress_weights(self, x):
-        """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""
+    def _last_block_input(self, x, what):
+        """Normed input of the last block's attention, (B, N + L, D) (``'rats'`` only)."""
         if self.attn_mode != 'rats':
-            raise ValueError("compress weights exist only for attn_mode='rats'")
+            raise ValueError(f"{what} weights exist only for attn_mode='rats'")
         x, _ = self._embed(x)
         for blk in self.blocks[:-1]:
             x = blk(x)
-        last = self.blocks[-1]
-        return last.attn.compress_weights(last.norm1(x))
+        return self.blocks[-1].norm1(x)
+
+    def last_compress_weights(self, x):
+        """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""
+        return self.blocks[-1].attn.compress_weights(self._last_block_input(x, 'compress'))
+
+    def last_broadcast_weights(self, x):
+        """Broadcast-step attention of the last block, (B, L, N): which register each patch
+        reads from (each head's n entries sum to 1; ``'rats'`` only)."""
+        return self.blocks[-1].attn.broadcast_weights(self._last_block_input(x, 'broadcast'))
 
 
 # (embed_dim, depth, num_heads) of the standard sizes.

@@ -3,14 +3,14 @@
 Multi-crop augmentation, DINO head, DINO loss with centring, step-wise schedules, the EMA
 teacher and the k-NN monitor.
 """
-from .head import DINOHead, cancel_last_layer_gradients
+from .head import DINOHead, cancel_last_layer_gradients, clip_gradients_per_parameter
 from .knn import knn_accuracy, knn_classify
-from .loss import DINOLoss
+from .loss import CENTERINGS, DINOLoss, sinkhorn_knopp, target_entropies
 from .multicrop import MultiCropAugmentation, collate_multicrop
 from .schedules import cosine_schedule, linear_warmup_then_constant
 from .teacher import build_teacher, update_teacher
 
 __all__ = [
-    'DINOHead', 'DINOLoss', 'MultiCropAugmentation', 'build_teacher',
-    'cancel_last_layer_gradients', 'collate_multicrop', 'cosine_schedule', 'knn_accuracy',
-    'knn_classify', 'linear_warmup_then_constant', 'update_teacher']
+    'CENTERINGS', 'DINOHead', 'DINOLoss', 'MultiCropAugmentation', 'build_teacher',
+    'cancel_last_layer_gradients', 'clip_gradients_per_parameter', 'collate_multicrop', 'cosine_schedule', 'knn_accuracy',
+    'knn_classify', 'linear_warmup_then_constant', 'sinkhorn_knopp', 'target_entropies', 'update_teacher']

@@ -1,9 +1,10 @@
 """DINO projection head: MLP -> bottleneck -> L2 normalise -> weight-normalised prototypes."""
+import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-__all__ = ['DINOHead', 'cancel_last_layer_gradients']
+__all__ = ['DINOHead', 'cancel_last_layer_gradients', 'clip_gradients_per_parameter']
 
 
 def _build_mlp(nlayers, in_dim, bottleneck_dim, hidden_dim, use_bn):
@@ -117,3 +118,26 @@ def cancel_last_layer_gradients(head):
             param.grad = None
             count += 1
     return count
+
+
+def clip_gradients_per_parameter(params, max_norm):
+    """DINO's gradient clipping: each parameter's gradient is scaled to norm <= ``max_norm``
+    on its own (``torch.nn.utils.clip_grad_norm_`` instead scales all of them by their
+    global norm, so one large gradient shrinks every other update).
+
+    Args:
+        params (Iterable[Tensor]): Parameters; those without ``grad`` are skipped.
+        max_norm (float): Largest allowed L2 norm of each parameter's gradient.
+
+    Returns:
+        Tensor: The global L2 norm of the gradients before clipping (for logging).
+    """
+    if not max_norm > 0:
+        raise ValueError(f'max_norm must be > 0, got {max_norm!r}')
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch.stack([g.detach().norm(2) for g in grads])            # (P,)
+    scales = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    torch._foreach_mul_(grads, list(scales.unbind(0)))
+    return norms.norm(2)

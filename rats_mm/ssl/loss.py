@@ -1,10 +1,14 @@
-"""DINO self-distillation loss with a centred, sharpened teacher."""
+"""DINO self-distillation loss with a centred (or Sinkhorn-Knopp balanced), sharpened teacher."""
+import math
+
 import torch
 from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ['DINOLoss']
+__all__ = ['CENTERINGS', 'DINOLoss', 'sinkhorn_knopp', 'target_entropies']
+
+CENTERINGS = ('centering', 'sinkhorn_knopp')
 
 
 class DINOLoss(nn.Module):
@@ -17,13 +21,25 @@ class DINOLoss(nn.Module):
     After the loss, in training mode, the centre ``c`` moves towards the teacher batch mean:
     ``c <- m c + (1 - m) mean(t)`` (mean over all processes when a process group exists).
 
+    With ``centering='sinkhorn_knopp'`` (DINOv2) the teacher targets are instead the
+    Sinkhorn-Knopp balanced assignment of ``exp(t / teacher_temp)``: every prototype receives
+    the same share of the batch (over all processes), so the targets can collapse neither to
+    one prototype nor to the uniform distribution, whatever the batch size. The centre is then
+    still tracked (for checkpoints and diagnostics) but not used.
+
+    After every call, :attr:`last_stats` holds the teacher-target diagnostics of that batch
+    (see :func:`~rats_mm.ssl.target_entropies`).
+
     Args:
         out_dim (int): Number of prototypes K.
         student_temp (float): Student softmax temperature.
         center_momentum (float): EMA momentum m of the centre, in [0, 1].
+        centering (str): ``'centering'`` (DINO) or ``'sinkhorn_knopp'`` (DINOv2).
+        sinkhorn_iterations (int): Sinkhorn-Knopp normalisation rounds (DINOv2: 3).
     """
 
-    def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9):
+    def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9, centering='centering',
+                 sinkhorn_iterations=3):
         super().__init__()
         if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
             raise ValueError(f'out_dim must be an integer >= 1, got {out_dim!r}')
@@ -31,6 +47,15 @@ class DINOLoss(nn.Module):
             raise ValueError(f'student_temp must be > 0, got {student_temp!r}')
         if not 0.0 <= center_momentum <= 1.0:
             raise ValueError(f'center_momentum must be in [0, 1], got {center_momentum!r}')
+        if centering not in CENTERINGS:
+            raise ValueError(f'centering={centering!r} is not one of {CENTERINGS}')
+        if isinstance(sinkhorn_iterations, bool) or not isinstance(sinkhorn_iterations, int) \
+                or sinkhorn_iterations < 1:
+            raise ValueError(f'sinkhorn_iterations must be an integer >= 1, '
+                             f'got {sinkhorn_iterations!r}')
+        self.centering = centering
+        self.sinkhorn_iterations = sinkhorn_iterations
+        self.last_stats = {}
         self.out_dim = out_dim
         self.student_temp = float(student_temp)
         self.center_momentum = float(center_momentum)
@@ -98,7 +123,8 @@ class DINOLoss(nn.Module):
         log_p = F.log_softmax(student_output.float() / self.student_temp, dim=-1)
         log_p = log_p.view(num_student_crops, batch, k)               # (V, B, K)
         with torch.no_grad():
-            q = F.softmax((teacher_output.float() - self.center) / teacher_temp, dim=-1)
+            q = self.teacher_targets(teacher_output, teacher_temp)    # (T * B, K)
+            self.last_stats = target_entropies(q)
             q = q.view(num_teacher_crops, batch, k)                   # (T, B, K)
         log_p_sum = log_p.sum(dim=0)                                  # (B, K) over crops
         total = log_p.new_zeros(())
@@ -112,6 +138,22 @@ class DINOLoss(nn.Module):
         if self.training:
             self.update_center(teacher_output)
         return loss
+
+    @torch.no_grad()
+    def teacher_targets(self, teacher_output, teacher_temp):
+        """Teacher probabilities: centred softmax, or the Sinkhorn-Knopp assignment.
+
+        Args:
+            teacher_output (Tensor): (T * B, K) teacher logits.
+            teacher_temp (float): Teacher temperature.
+
+        Returns:
+            Tensor: (T * B, K) float32 rows summing to 1.
+        """
+        logits = teacher_output.detach().float()
+        if self.centering == 'sinkhorn_knopp':
+            return sinkhorn_knopp(logits / teacher_temp, self.sinkhorn_iterations)
+        return F.softmax((logits - self.center) / teacher_temp, dim=-1)
 
     @torch.no_grad()
     def update_center(self, teacher_output):
@@ -131,4 +173,70 @@ class DINOLoss(nn.Module):
 
     def extra_repr(self):
         return (f'out_dim={self.out_dim}, student_temp={self.student_temp}, '
-                f'center_momentum={self.center_momentum}')
+                f'center_momentum={self.center_momentum}, centering={self.centering!r}')
+
+
+def _all_reduce(tensor):
+    """Sum ``tensor`` over processes in place when a process group exists."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores, num_iterations=3):
+    """Balanced soft assignment of samples to prototypes (DINOv2's teacher centring).
+
+    Alternately normalises the rows (prototypes) and columns (samples) of ``exp(scores)`` so
+    that every prototype gets an equal share of the batch and every sample sums to 1. With a
+    process group the prototype sums run over the global batch.
+
+    Args:
+        scores (Tensor): (B, K) logits already divided by the teacher temperature.
+        num_iterations (int): Normalisation rounds.
+
+    Returns:
+        Tensor: (B, K) float32 assignment, rows summing to 1.
+    """
+    scores = scores.float()
+    # subtract the global max before exp, for range only (the normalisations remove it)
+    top = scores.max().reshape(1)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    q = torch.exp(scores - top).t()                                    # (K, B)
+    num_protos = q.shape[0]
+    num_samples = torch.tensor([q.shape[1]], dtype=torch.float32, device=q.device)
+    _all_reduce(num_samples)
+    q /= _all_reduce(q.sum().reshape(1))
+    for _ in range(num_iterations):
+        q /= _all_reduce(q.sum(dim=1, keepdim=True))                   # each prototype: 1
+        q /= num_protos                                                #  ... then 1 / K
+        q /= q.sum(dim=0, keepdim=True)                                # each sample: 1
+        q /= num_samples                                               #  ... then 1 / B
+    return (q * num_samples).t()                                       # (B, K), rows sum 1
+
+
+@torch.no_grad()
+def target_entropies(probs):
+    """Collapse diagnostics of teacher targets.
+
+    ``entropy``: mean over samples of each target's entropy; ``batch_entropy``: entropy of the
+    batch-mean target. Uniform collapse (every target flat) gives both near ln(K); one-hot
+    collapse (every target the same prototype) gives both near 0; a healthy teacher gives a
+    low ``entropy`` (confident) and a high ``batch_entropy`` (diverse across images).
+
+    Args:
+        probs (Tensor): (B, K) rows summing to 1.
+
+    Returns:
+        dict: ``entropy``, ``batch_entropy`` (nats) and both divided by ln(K)
+        (``entropy_ratio``, ``batch_entropy_ratio``), as floats.
+    """
+    probs = probs.float()
+    log_k = math.log(probs.shape[1]) if probs.shape[1] > 1 else 1.0
+    per_sample = -(probs * probs.clamp_min(1e-30).log()).sum(dim=1).mean()
+    mean = probs.mean(dim=0)
+    batch = -(mean * mean.clamp_min(1e-30).log()).sum()
+    return {'entropy': per_sample.item(), 'batch_entropy': batch.item(),
+            'entropy_ratio': per_sample.item() / log_k,
+            'batch_entropy_ratio': batch.item() / log_k}

@@ -70,14 +70,42 @@ def _check_channels(name, values, positive):
     return out
 
 
+def _check_probability(name, value):
+    """Validate a probability in [0, 1] and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f'{name} must be a probability in [0, 1], got {value!r}')
+    return float(value)
+
+
+def _check_jitter(values):
+    """Validate (brightness, contrast, saturation, hue) jitter strengths.
+
+    Args:
+        values (Sequence[float]): The four strengths, hue in [0, 0.5], others >= 0.
+
+    Returns:
+        tuple[float, float, float, float]: The strengths as floats.
+    """
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f'color_jitter must be 4 numbers, got {values!r}') from None
+    if len(out) != 4 or min(out) < 0 or out[3] > 0.5:
+        raise ValueError('color_jitter must be (brightness, contrast, saturation, hue), all '
+                         f'>= 0 and hue <= 0.5, got {values!r}')
+    return out
+
+
 class MultiCropAugmentation:
     """DINO multi-crop: two global views and ``local_crops_number`` local views of an image.
 
     Every view: ``RandomResizedCrop`` (bicubic), horizontal flip (p=0.5), colour jitter
-    (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1) with p=0.8, grayscale (p=0.2),
-    then Gaussian blur (kernel 9, or ``2 * size - 1`` for crops under 5 px; sigma in
-    [0.1, 2]) with p=1.0 on global view 1, p=0.1 on global view 2 and p=0.5 on local views; global view 2 is also solarised (threshold 128)
-    with p=0.2; finally ``ToTensor`` and ``Normalize(mean, std)``.
+    (by default brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1) with p=0.8, grayscale
+    (by default p=0.2), then Gaussian blur (kernel 9, or ``2 * size - 1`` for crops under
+    5 px; sigma in [0.1, 2], optionally scaled to the crop size) with by default p=1.0 on
+    global view 1, p=0.1 on global view 2 and p=0.5 on local views; global view 2 is also
+    solarised (threshold 128) with by default p=0.2; finally ``ToTensor`` and
+    ``Normalize(mean, std)``. The defaults are DINO's.
 
     Args:
         global_crops_scale (tuple[float, float]): Area fraction range of the global crops.
@@ -87,11 +115,23 @@ class MultiCropAugmentation:
         local_crop_size (int): Output side of the local crops.
         mean (tuple[float, float, float]): Per-channel normalisation mean.
         std (tuple[float, float, float]): Per-channel normalisation std.
+        color_jitter (tuple[float, float, float, float]): Brightness, contrast, saturation and
+            hue strengths of the colour jitter (DINO: 0.4, 0.4, 0.2, 0.1; hue at most 0.5).
+        grayscale_p (float): Probability of converting a view to grayscale (DINO: 0.2).
+        scale_blur_to_crop (bool): Scale the blur sigma range by ``crop size / DINO's crop
+            size`` (224 global, 96 local), so small crops are blurred as much, relative to
+            their content, as DINO's are; DINO's absolute (0.1, 2.0) otherwise.
+        color_jitter_p (float): Probability of the colour jitter (DINO: 0.8).
+        blur_p (tuple[float, float, float]): Blur probability of global view 1, global view
+            2 and the local views (DINO: 1.0, 0.1, 0.5).
+        solarize_p (float): Solarisation probability of global view 2 (DINO: 0.2).
     """
 
     def __init__(self, global_crops_scale=(0.4, 1.0), local_crops_scale=(0.05, 0.4),
                  local_crops_number=8, global_crop_size=224, local_crop_size=96,
-                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
+                 color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2):
         self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
         self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
         self.local_crops_number = _check_positive_int(
@@ -100,6 +140,15 @@ class MultiCropAugmentation:
         self.local_crop_size = _check_positive_int('local_crop_size', local_crop_size)
         self.mean = _check_channels('mean', mean, positive=False)
         self.std = _check_channels('std', std, positive=True)
+        self.color_jitter = _check_jitter(color_jitter)
+        self.grayscale_p = _check_probability('grayscale_p', grayscale_p)
+        self.color_jitter_p = _check_probability('color_jitter_p', color_jitter_p)
+        self.solarize_p = _check_probability('solarize_p', solarize_p)
+        if len(tuple(blur_p)) != 3:
+            raise ValueError(f'blur_p must be 3 probabilities (global 1, global 2, local), '
+                             f'got {blur_p!r}')
+        self.blur_p = tuple(_check_probability('blur_p', p) for p in blur_p)
+        self.scale_blur_to_crop = bool(scale_blur_to_crop)
         self.global_transform1, self.global_transform2, self.local_transform = (
             self._build_transforms())
 
@@ -114,16 +163,17 @@ class MultiCropAugmentation:
         def flip_and_color_jitter():
             return [
                 transforms.RandomHorizontalFlip(p=0.5),
-                transforms.RandomApply(
-                    [transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2,
-                                            hue=0.1)], p=0.8),
-                transforms.RandomGrayscale(p=0.2)]
+                transforms.RandomApply([transforms.ColorJitter(*self.color_jitter)],
+                                       p=self.color_jitter_p),
+                transforms.RandomGrayscale(p=self.grayscale_p)]
 
-        def blur(p, size):
+        def blur(p, size, reference):
             # kernel 9 as in dinov2; smaller for crops under 5 px (reflect padding < size)
             kernel = min(9, 2 * size - 1)
+            factor = size / reference if self.scale_blur_to_crop else 1.0
+            sigma = (0.1 * factor, 2.0 * factor)
             return transforms.RandomApply(
-                [transforms.GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0))], p=p)
+                [transforms.GaussianBlur(kernel_size=kernel, sigma=sigma)], p=p)
 
         normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
         global_crop = transforms.RandomResizedCrop(
@@ -131,12 +181,12 @@ class MultiCropAugmentation:
         local_crop = transforms.RandomResizedCrop(
             self.local_crop_size, scale=self.local_crops_scale, interpolation=bicubic)
         global1 = transforms.Compose(
-            [global_crop, *flip_and_color_jitter(), blur(1.0, self.global_crop_size), *normalize])
+            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[0], self.global_crop_size, 224), *normalize])
         global2 = transforms.Compose(
-            [global_crop, *flip_and_color_jitter(), blur(0.1, self.global_crop_size),
-             transforms.RandomSolarize(threshold=128, p=0.2), *normalize])
+            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[1], self.global_crop_size, 224),
+             transforms.RandomSolarize(threshold=128, p=self.solarize_p), *normalize])
         local = transforms.Compose(
-            [local_crop, *flip_and_color_jitter(), blur(0.5, self.local_crop_size), *normalize])
+            [local_crop, *flip_and_color_jitter(), blur(self.blur_p[2], self.local_crop_size, 96), *normalize])
         return global1, global2, local
 
     def _crops(self, image):

@@ -90,3 +90,75 @@ def test_schedule_hook_values():
     runner.iter = 50
     hook.before_train_iter(runner, 0)
     assert model.teacher_temp == pytest.approx(0.07)
+
+
+def test_teacher_never_runs_drop_path_from_the_imagenet_config():
+    """Contract: built from the ImageNet recipe (small backbone, drop_path_rate=0.5) and put
+    in train mode, two teacher forwards agree; the student's differ (stochastic depth)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    import rats_mm.engine  # noqa: F401  (registers DINOPretrainer)
+    cfg = Config.fromfile('configs/dino_rats_vits16_in1k.py')
+    cfg.model.backbone.update(img_size=32, embed_dim=32, depth=2, num_heads=2,
+                              num_registers=4, drop_path_rate=0.5)
+    cfg.model.head.update(out_dim=64, hidden_dim=32, bottleneck_dim=16)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    assert model.student.training and not model.teacher.training
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    t1, t2 = model.teacher['backbone'](x), model.teacher['backbone'](x)
+    assert torch.equal(t1, t2)
+    s1, s2 = model.student['backbone'](x), model.student['backbone'](x)
+    assert not torch.allclose(s1, s2)
+
+
+def test_train_step_logs_teacher_target_entropies():
+    model = tiny_model()
+    log = model.train_step(batch(), optim(model))
+    for key in ('teacher_entropy', 'teacher_batch_entropy', 'teacher_entropy_ratio',
+                'teacher_batch_entropy_ratio'):
+        assert key in log
+    assert 0 < log['teacher_entropy_ratio'] <= 1 + 1e-6
+    assert log['teacher_entropy'] == pytest.approx(log['teacher_entropy_ratio'] * math.log(64))
+
+
+def test_per_parameter_optim_wrapper_clips_each_parameter():
+    from rats_mm.engine.dino import DINOOptimWrapper
+    a = torch.nn.Parameter(torch.zeros(2))
+    b = torch.nn.Parameter(torch.zeros(2))
+    wrapper = DINOOptimWrapper(torch.optim.SGD([a, b], lr=1.0),
+                               clip_grad=dict(type='per_parameter', max_norm=1.0))
+    (a * torch.tensor([30.0, 40.0])).sum().add((b * torch.tensor([0.3, 0.4])).sum()).backward()
+    wrapper.step()
+    assert torch.allclose(a.detach(), torch.tensor([-0.6, -0.8]), atol=1e-5)
+    assert torch.allclose(b.detach(), torch.tensor([-0.3, -0.4]), atol=1e-6)
+    with pytest.raises(ValueError, match='max_norm only'):
+        DINOOptimWrapper(torch.optim.SGD([a], lr=1.0),
+                         clip_grad=dict(type='per_parameter', max_norm=1.0, norm_type=1))
+
+
+def test_collapse_monitor_warns_after_a_sustained_stretch():
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from rats_mm.engine.hooks import CollapseMonitorHook
+    warnings = []
+    runner = SimpleNamespace(iter=0, logger=SimpleNamespace(warning=warnings.append),
+                             message_hub=MessageHub.get_instance('collapse_test'))
+    hook = CollapseMonitorHook(patience=3)
+    uniform = {'teacher_entropy_ratio': 0.97, 'teacher_batch_entropy_ratio': 0.99}
+    healthy = {'teacher_entropy_ratio': 0.3, 'teacher_batch_entropy_ratio': 0.8}
+    one_hot = {'teacher_entropy_ratio': 0.01, 'teacher_batch_entropy_ratio': 0.02}
+    for outputs in (uniform, uniform, healthy, uniform, uniform):
+        hook.after_train_iter(runner, 0, outputs=outputs)
+    assert warnings == []                      # the stretch was broken by a healthy iteration
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert len(warnings) == 1 and 'collapsed (uniform)' in warnings[0]
+    for _ in range(3):
+        hook.after_train_iter(runner, 0, outputs=one_hot)
+    assert len(warnings) == 2 and 'collapsed (one-hot)' in warnings[1]
+    assert runner.message_hub.get_scalar('train/collapse_warnings').current() == 2

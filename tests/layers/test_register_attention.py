@@ -95,3 +95,23 @@ def test_bad_construction_raises(kwargs, match):
 def test_input_without_patches_raises():
     with pytest.raises(ValueError, match='registers followed by patches'):
         RegisterAttention(32, 2, 4)(torch.randn(1, 4, 32))
+
+
+def test_broadcast_weights_match_a_loop_over_heads():
+    torch.manual_seed(0)
+    D, H, N, L = 12, 3, 6, 5
+    attn = RegisterAttention(D, H, N).double().eval()
+    x = torch.randn(2, N + L, D, dtype=torch.float64)
+    got = attn.broadcast_weights(x)                                     # (B, L, N)
+    n, d = N // H, D // H
+    qkv = x @ attn.qkv.weight.T + attn.qkv.bias                         # (B, T, 3D)
+    q, k, v = qkv.split(D, dim=-1)
+    for h in range(H):
+        cols = slice(h * d, h * d + d)
+        rows = slice(h * n, h * n + n)
+        comp = torch.softmax(q[:, rows, cols] @ k[:, N:, cols].transpose(1, 2) / d ** 0.5,
+                             -1) @ v[:, N:, cols]
+        msg = torch.softmax(comp @ comp.transpose(1, 2) / d ** 0.5, -1) @ comp
+        want = torch.softmax(q[:, N:, cols] @ msg.transpose(1, 2) / d ** 0.5, -1)
+        assert torch.allclose(got[:, :, rows], want, atol=1e-10)
+    assert torch.allclose(got.sum(-1), torch.full((2, L), float(H), dtype=torch.float64))

@@ -1,14 +1,16 @@
 """Unsupervised part segmentation scored against part masks (mIoU, NMI, ARI).
 
     python tools/analysis/part_eval.py CONFIG CKPT --data-root D
-        [--method registers|kmeans] [--num-clusters K] [--mode hungarian|majority]
+        [--method registers|kmeans] [--assignment cosine|broadcast] [--num-clusters K]
+        [--mode hungarian|majority]
         [--background-threshold T] [--split SUBDIR] [--max-images M] [--size S]
         [--out FILE.json]
 
 D is the generic layout: D/images/** and D/parts/<same relative stem>.png (uint8 part ids,
 0 background, 255 ignore; any image size, ids up to 254). ``registers``: each patch goes to
 its most similar register (cosine), or to an extra background segment when its best
-similarity is below T. ``kmeans``: k-means on the patch features of all images jointly
+similarity is below T; with ``--assignment broadcast`` each patch goes instead to the register
+it reads most from in the last block's broadcast step (RATS only). ``kmeans``: k-means on the patch features of all images jointly
 (K defaults to the number of registers). Patch labels are upsampled (nearest) to the image,
 which, like its mask, is centre-cropped to a multiple of the patch size (after an optional
 resize of the short side to S). Background (id 0) is scored as one ground-truth class like any
@@ -45,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument('--data-root', required=True, help='folder with images/ and parts/')
     p.add_argument('--method', default=None, choices=['registers', 'kmeans'],
                    help='default: registers if the model has them, else kmeans')
+    p.add_argument('--assignment', default='cosine', choices=['cosine', 'broadcast'],
+                   help='registers: most similar final register (cosine), or the register '
+                        'the patch reads most from in the last broadcast step')
     p.add_argument('--num-clusters', type=int, default=None,
                    help='k-means K (default: the registers N, or for a model without '
                         'registers the number of ground-truth part classes present)')
@@ -74,6 +79,10 @@ def segment(model, args):
     if args.method == 'registers' and N == 0:
         raise ValueError(f'the model of {args.config} has no registers (num_registers=0): '
                          'use --method kmeans')
+    broadcast = args.method == 'registers' and args.assignment == 'broadcast'
+    if broadcast and model.attn_mode != 'rats':
+        raise ValueError(f"--assignment broadcast needs a RATS model (attn_mode='rats'); the "
+                         f'model of {args.config} has attn_mode={model.attn_mode!r}')
     K = args.num_clusters if args.num_clusters is not None else N
     if args.method == 'kmeans' and args.num_clusters is not None and K < 1:
         raise ValueError(f'--num-clusters {K} must be at least 1')
@@ -82,11 +91,15 @@ def segment(model, args):
         raise FileNotFoundError(f'no images to evaluate under {args.data_root} '
                                 f'(split={args.split})')
     labels, grids, masks = [], [], []
+    device = next(model.parameters()).device
     for item in items:
-        out = features(model, prepare_image(item['image'], p, args.size))
+        image = prepare_image(item['image'], p, args.size)
+        out = features(model, image)
         masks.append(prepare_labels(item['parts'], p, args.size))
         grids.append(out['grid_size'])
-        if args.method == 'registers':
+        if broadcast:
+            labels.append(model.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu())
+        elif args.method == 'registers':
             labels.append(register_assignment(out['x_norm_patchtokens'], out['x_norm_regtokens'],
                                               args.background_threshold)[0])
         else:
@@ -127,7 +140,7 @@ def main(argv=None):
         'miou': res['miou'], 'nmi': cs['nmi'], 'ari': max(0.0, cs['ari']), 'ari_raw': cs['ari'],
         'pixel_accuracy': res['pixel_accuracy'], 'per_class_iou': res['per_class_iou'],
         'present_classes': res['present_classes'], 'assignment': res['assignment'],
-        'method': args.method, 'mode': args.mode, 'num_images': len(masks),
+        'method': args.method, 'assignment': args.assignment, 'mode': args.mode, 'num_images': len(masks),
         'num_pred': num_pred, 'num_gt': num_gt, 'num_pixels': cs['num_pixels'],
         'background_threshold': args.background_threshold, 'size': args.size,
         'split': args.split, 'config': args.config, 'checkpoint': args.checkpoint,
