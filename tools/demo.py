@@ -2,9 +2,11 @@
 
 Steps (each a project tool run as a user would run it; finished steps are reused, so a second
 `make demo` resumes instead of starting over):
-  1. generate the synthetic parts data (data/synthetic) if absent;
-  2. DINO-pretrain the demo RATS and, with the same recipe, a plain ViT; export both teachers
-     (work_dirs/demo/backbone.pth, backbone_vit.pth);
+  1. generate the synthetic parts data if absent: scenes (data/synthetic) and object-centric
+     images (data/synthetic_objects);
+  2. DINO-pretrain the demo RATS and, with the same recipe, a plain ViT on the object-centric
+     images; export both teachers (work_dirs/demo/backbone.pth, backbone_vit.pth); k-NN of a
+     randomly initialised network as the reference; training curves of both runs;
   3. fine-tune Mask2Former with register queries from the RATS backbone on the synthetic
      ADE20K-style (semantic) and COCO-style (instance) data, and test both;
   4. unsupervised part segmentation of the validation images: RATS registers vs k-means on
@@ -19,7 +21,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join('work_dirs', 'demo')
-DATA = os.path.join('data', 'synthetic')
+DATA = os.path.join('data', 'synthetic')              # scenes: fine-tuning and part eval
+OBJECTS = os.path.join('data', 'synthetic_objects')   # object-centric: DINO pretraining
 
 
 def tool(*args):
@@ -128,6 +131,19 @@ def part_eval(config, backbone, method, out, *extra):
         return json.load(f)
 
 
+def single_segment_miou():
+    """Part mIoU of the trivial prediction "every pixel one segment" on the validation split:
+    the floor any part method must clear (it scores the background class alone)."""
+    import numpy as np
+
+    from rats_mm.analysis import part_miou
+    from rats_mm.engine.backbone_io import part_items, prepare_labels
+    items, _ = part_items(os.path.join(ROOT, DATA), 'validation')
+    masks = [prepare_labels(item['parts'], 8) for item in items]
+    num_gt = max(int(m[m != 255].max(initial=0)) for m in masks) + 1
+    return part_miou((np.zeros_like(m) for m in masks), masks, 1, num_gt)['miou']
+
+
 def analyse_parts():
     """Part mIoU of RATS registers and of k-means on the plain ViT (as many clusters as the
     RATS has registers); similarity maps."""
@@ -149,7 +165,9 @@ def analyse_parts():
     tool('tools/analysis/similarity_maps.py', 'configs/demo/dino_rats_synthetic.py',
          os.path.join(WORK, 'backbone.pth'), *images, '--out-dir',
          os.path.join(WORK, 'similarity'))
-    return {'part_num_segments': num_registers, 'part_num_gt_classes': rats['num_gt'],
+    return {'part_num_segments': num_registers,
+            'part_miou_single_segment': single_segment_miou(),
+            'part_num_gt_classes': rats['num_gt'],
             'part_miou_rats': rats['miou'], 'part_nmi_rats': rats['nmi'],
             'part_ari_rats': rats['ari'], 'part_miou_rats_broadcast': rats_bc['miou'],
             'part_nmi_rats_broadcast': rats_bc['nmi'], 'part_miou_vit_kmeans': vit['miou'],
@@ -160,6 +178,8 @@ def main():
     os.makedirs(os.path.join(ROOT, WORK), exist_ok=True)
     start = time.time()
     tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', '96', '--seed', '0')
+    tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', '96', '--seed',
+         '0', '--layout', 'object_centric')
     rats = pretrain('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'pretrain_rats'),
                     os.path.join(WORK, 'backbone.pth'))
     vit = pretrain('configs/demo/dino_vit_synthetic.py', os.path.join(WORK, 'pretrain_vit'),

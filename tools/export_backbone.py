@@ -9,11 +9,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from rats_mm.models.weights import extract_backbone, load_checkpoint_file  # noqa: E402
+from rats_mm.models.weights import extract_backbone, load_checkpoint_file
 
 
 def main():

@@ -9,14 +9,9 @@ OUT_DIR already holds a dataset with the same settings, unless --overwrite is gi
 """
 import argparse
 import json
-import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-from rats_mm.data import generate_dataset  # noqa: E402
+from rats_mm.data import generate_dataset
 
 
 def parse_args(argv=None):
@@ -36,6 +31,11 @@ def parse_args(argv=None):
     parser.add_argument('--val-fraction', type=float, default=0.2,
                         help='fraction of images in the validation split')
     parser.add_argument('--workers', type=int, default=1, help='rendering processes')
+    parser.add_argument('--layout', default='scene',
+                        choices=['scene', 'object_centric', 'isolated'],
+                        help='scene: 1-3 objects and clutter; object_centric: one large '
+                             'centred object per image (ImageNet-style); isolated: that object '
+                             'on a plain grey background')
     parser.add_argument('--overwrite', action='store_true',
                         help='regenerate even if OUT_DIR already holds this dataset')
     return parser.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv=None):
     args = parse_args(argv)
     summary = generate_dataset(args.out_dir, args.num_images, size=args.size, seed=args.seed,
                                val_fraction=args.val_fraction, workers=args.workers,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, layout=args.layout)
     print(json.dumps(summary, indent=1))
     return summary
 

@@ -10,12 +10,11 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.dist import is_main_process  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
 
-from rats_mm.engine.launch import add_common_args, load_config, setup_distributed  # noqa: E402
+from rats_mm.engine.launch import add_common_args, load_config, setup_distributed
 
 
 def parse_args():

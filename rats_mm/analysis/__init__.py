@@ -16,8 +16,8 @@ from .token_norms import patch_token_norms, render_norm_histograms, token_norm_s
 __all__ = [
     'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
     'confusion_matrix', 'kmeans', 'kmeans_assignment', 'part_miou', 'patch_token_norms',
-    'read_partimagenet', 'read_pascal_part', 'read_scalars', 'register_assignment', 'register_similarity',
-    'registers_in_use', 'register_palette',
-    'register_patch_similarity', 'render_dictionary_heatmap', 'render_norm_histograms',
-    'render_part_overlay', 'render_similarity_grid', 'render_training_curves', 'similarity_maps', 'token_norm_stats',
+    'read_partimagenet', 'read_pascal_part', 'read_scalars', 'register_assignment',
+    'register_palette', 'register_patch_similarity', 'register_similarity', 'registers_in_use',
+    'render_dictionary_heatmap', 'render_norm_histograms', 'render_part_overlay',
+    'render_similarity_grid', 'render_training_curves', 'similarity_maps', 'token_norm_stats',
     'upsample_labels']

@@ -1,4 +1,4 @@
-"""Data: the synthetic parts dataset (the embedded default, DESIGN.md section 4).
+"""Data: the synthetic parts dataset (the embedded default, docs/architecture.md section 4).
 
 Pure numpy / OpenCV / pycocotools: nothing here imports the OpenMMLab packages.
 """

@@ -2,8 +2,6 @@
 import os
 import random
 
-from torchvision.datasets.folder import IMG_EXTENSIONS
-
 __all__ = ['class_subset_lines']
 
 
@@ -21,6 +19,8 @@ def class_subset_lines(data_root, per_class, seed=0, prefix=None):
         list[str]: ``prefix/class/file label`` lines, label = index of the class in sorted
         order, classes in that order.
     """
+    # torchvision's list, imported here: importing rats_mm.data must not import torch
+    from torchvision.datasets.folder import IMG_EXTENSIONS
     if not os.path.isdir(data_root):
         raise FileNotFoundError(f'data_root {data_root!r} is not a directory')
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:

@@ -17,15 +17,19 @@ CATEGORY_IDS = {name: i + 1 for i, name in enumerate(CATEGORIES)}
 NO_OBJECT = -1  # value of the object-index map where no object is visible
 MAX_ROTATION = 0.5  # radians, either way
 NUM_OBJECTS_PROBS = (0.45, 0.35, 0.2)  # probabilities of 1, 2, 3 objects
+LAYOUTS = ('scene', 'object_centric', 'isolated')
+PLAIN_GREY = np.array([128.0, 128.0, 128.0], dtype=np.float32)
 
 
-def sample_object(rng, main):
+def sample_object(rng, main, object_centric=False):
     """One object: category, local geometry, per-part appearance, pose and shading.
 
     Args:
         rng: numpy Generator.
         main: whether this is the scene's main object (larger, near the centre); other
             objects are smaller and may be anywhere, often partly out of frame.
+        object_centric: the one subject of an object-centric image: larger still and
+            centred (extent 0.7-0.9 of the side, centre within 0.42-0.58).
 
     Returns:
         Dict with ``category``, ``entries`` (from ``build_object``), ``appearance`` (part
@@ -37,7 +41,9 @@ def sample_object(rng, main):
     entries = build_object(category, rng)
     names = sorted({name for name, _ in entries}, key=PART_IDS.get)
     appearance = {name: sample_part_appearance(name, rng) for name in names}
-    if main:
+    if object_centric:
+        centre, extent = rng.uniform(0.42, 0.58, 2), rng.uniform(0.7, 0.9)
+    elif main:
         centre, extent = rng.uniform(0.3, 0.7, 2), rng.uniform(0.5, 0.85)
     else:
         centre, extent = rng.uniform(0.0, 1.0, 2), rng.uniform(0.25, 0.55)
@@ -50,17 +56,30 @@ def sample_object(rng, main):
     }
 
 
-def sample_scene(rng):
+def sample_scene(rng, layout='scene'):
     """A whole scene: background, 1-3 objects (main first) and the sensor noise level.
 
     Args:
         rng: numpy Generator.
+        layout: ``'scene'`` (1-3 objects, clutter), ``'object_centric'`` (one large
+            centred object and no clutter blobs, like ImageNet's one-subject photos) or
+            ``'isolated'`` (the same subject on a plain grey background).
 
     Returns:
         Dict with ``background``, ``objects`` (list of ``sample_object`` dicts, in painting
         order) and ``noise_std`` (pixel noise standard deviation, 0-255 scale).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout={layout!r} is not one of {LAYOUTS}')
     background = sample_background(rng)
+    if layout in ('object_centric', 'isolated'):
+        background['blobs'] = []
+        if layout == 'isolated':  # same draws as object_centric, then a plain background
+            background.update(colours=[PLAIN_GREY, PLAIN_GREY], stripes=None,
+                              brightness=np.ones_like(background['brightness']))
+        return {'background': background,
+                'objects': [sample_object(rng, main=True, object_centric=True)],
+                'noise_std': rng.uniform(2.0, 8.0)}
     num_objects = int(rng.choice(len(NUM_OBJECTS_PROBS), p=NUM_OBJECTS_PROBS)) + 1
     objects = [sample_object(rng, main=i == 0) for i in range(num_objects)]
     return {'background': background, 'objects': objects, 'noise_std': rng.uniform(2.0, 8.0)}

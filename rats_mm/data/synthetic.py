@@ -1,4 +1,5 @@
-"""The synthetic parts dataset: the project's embedded default data (DESIGN.md section 4).
+"""The synthetic parts dataset: the project's embedded default data
+(docs/architecture.md section 4).
 
 Images of objects built from named parts (cars, buses, bicycles, birds, dogs, houses), each
 part type with its own texture and colour family, at random pose, scale and position over
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .scene import CATEGORY_IDS, PART_IDS, compose_scene, sample_scene
+from .scene import CATEGORY_IDS, LAYOUTS, PART_IDS, compose_scene, sample_scene
 from .shapes import CATEGORIES, CATEGORY_PARTS, PART_TYPES
 
 SYNTHETIC_VERSION = 1  # bump whenever the rendered content changes
@@ -68,7 +69,7 @@ def extract_instances(canvas, scene, min_area):
     return instances
 
 
-def render_sample(index, size=224, seed=0):
+def render_sample(index, size=224, seed=0, layout='scene'):
     """Render one sample; deterministic in (index, size, seed), any index in any order.
 
     The scene (objects, poses, colours) depends on (index, seed) only, so the same sample at
@@ -78,6 +79,9 @@ def render_sample(index, size=224, seed=0):
         index: non-negative sample index.
         size: image side S in pixels (square images; 16 or more).
         seed: non-negative dataset seed.
+        layout: ``'scene'`` (1-3 objects and clutter), ``'object_centric'`` (one large
+            centred object, as in ImageNet-style photos) or ``'isolated'`` (that object on a
+            plain grey background).
 
     Returns:
         Dict with ``image`` (S, S, 3) uint8 RGB, ``part_mask`` (S, S) uint8 part ids,
@@ -89,7 +93,7 @@ def render_sample(index, size=224, seed=0):
         raise ValueError(f'need index >= 0, seed >= 0, size >= 16; got {index}, {seed}, {size}')
     min_area = max(MIN_VISIBLE_PIXELS, int(MIN_VISIBLE_FRACTION * size * size))
     for attempt in range(MAX_ATTEMPTS):
-        scene = sample_scene(np.random.default_rng([seed, index, attempt]))
+        scene = sample_scene(np.random.default_rng([seed, index, attempt]), layout)
         canvas = compose_scene(scene, size, np.random.default_rng([seed, index, attempt, size]))
         instances = extract_instances(canvas, scene, min_area)
         if instances:
@@ -135,14 +139,14 @@ def write_sample(task):
     """Render one sample and write its image, masks; return its annotation record.
 
     Args:
-        task: tuple (out_dir, split, index, size, seed).
+        task: tuple (out_dir, split, index, size, seed, layout).
 
     Returns:
         Dict with ``index``, ``split``, ``file_name``, ``label`` and ``instances`` (list of
         dicts with ``category_id``, ``segmentation`` RLE, ``area``, ``bbox``).
     """
-    out_dir, split, index, size, seed = task
-    sample = render_sample(index, size=size, seed=seed)
+    out_dir, split, index, size, seed, layout = task
+    sample = render_sample(index, size=size, seed=seed, layout=layout)
     stem = f'{index:06d}'
     writes = [(os.path.join(out_dir, 'images', split, stem + '.jpg'), sample['image'][..., ::-1],
                [cv2.IMWRITE_JPEG_QUALITY, 95]),
@@ -234,17 +238,18 @@ def render_records(tasks, workers):
         return list(pool.imap(write_sample, tasks, chunksize=chunk))
 
 
-def dataset_identity(num_images, size, seed, val_fraction):
+def dataset_identity(num_images, size, seed, val_fraction, layout='scene'):
     """The settings that decide a generated dataset's content (compared for skip-if-present).
 
     Args:
-        num_images, size, seed, val_fraction: as in ``generate_dataset``.
+        num_images, size, seed, val_fraction, layout: as in ``generate_dataset``.
 
     Returns:
         Dict of those settings plus ``version``.
     """
     return {'num_images': int(num_images), 'size': int(size), 'seed': int(seed),
-            'val_fraction': float(val_fraction), 'version': SYNTHETIC_VERSION}
+            'val_fraction': float(val_fraction), 'layout': layout,
+            'version': SYNTHETIC_VERSION}
 
 
 def read_meta(out_dir):
@@ -264,7 +269,7 @@ def read_meta(out_dir):
 
 
 def generate_dataset(out_dir, num_images, size=224, seed=0, val_fraction=0.2, workers=1,
-                     overwrite=False):
+                     overwrite=False, layout='scene'):
     """Write the synthetic dataset to ``out_dir`` (skipped when already there).
 
     Layout: ``images/<split>/NNNNNN.jpg`` (quality 95), ``annotations/<split>/NNNNNN.png``
@@ -280,16 +285,19 @@ def generate_dataset(out_dir, num_images, size=224, seed=0, val_fraction=0.2, wo
         val_fraction: fraction of images in the validation split, in [0, 1).
         workers: number of processes rendering in parallel.
         overwrite: regenerate even when ``meta.json`` already matches these settings.
+        layout: ``'scene'``, ``'object_centric'`` or ``'isolated'`` (see ``render_sample``).
 
     Returns:
         Summary dict: ``out_dir``, settings, ``splits`` (image counts), ``num_instances``
         (per split), ``seconds`` (time taken) and ``skipped`` (True when nothing was written).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f'layout={layout!r} is not one of {LAYOUTS}')
     if num_images < 1 or not 0.0 <= val_fraction < 1.0:
         raise ValueError(f'need num_images >= 1 and 0 <= val_fraction < 1, got '
                          f'{num_images}, {val_fraction}')
     out_dir = os.fspath(out_dir)
-    identity = dataset_identity(num_images, size, seed, val_fraction)
+    identity = dataset_identity(num_images, size, seed, val_fraction, layout)
     meta = read_meta(out_dir)
     if not overwrite and meta and all(meta.get(k) == v for k, v in identity.items()):
         return {'out_dir': out_dir, **identity, 'splits': meta['splits'],
@@ -301,7 +309,7 @@ def generate_dataset(out_dir, num_images, size=224, seed=0, val_fraction=0.2, wo
     for split, indices in splits.items():
         for folder in ('images', 'annotations', 'parts'):
             os.makedirs(os.path.join(out_dir, folder, split), exist_ok=True)
-        tasks += [(out_dir, split, index, size, seed) for index in indices]
+        tasks += [(out_dir, split, index, size, seed, layout) for index in indices]
     os.makedirs(os.path.join(out_dir, 'labels'), exist_ok=True)
     records = render_records(tasks, workers)
     num_instances = {}

@@ -5,10 +5,12 @@ from .data import EvalTransform, ImageFolderDataset, multicrop_collate
 from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
                    DINOPretrainer, StudentOptimWrapperConstructor)
 from .optim import LayerDecayOptimWrapperConstructor
-from .hooks import CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook, PlainCheckpointHook, ThroughputHook
+from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook, PlainCheckpointHook,
+                    ThroughputHook)
 
-__all__ = ['CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel', 'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook',
-           'EvalTransform', 'ImageFolderDataset', 'KNNMonitorHook',
-           'LayerDecayOptimWrapperConstructor', 'PlainCheckpointHook',
-           'RatsViTBackbone', 'StudentOptimWrapperConstructor', 'ThroughputHook',
-           'multicrop_collate']
+__all__ = [
+    'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
+    'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook', 'EvalTransform',
+    'ImageFolderDataset', 'KNNMonitorHook', 'LayerDecayOptimWrapperConstructor',
+    'PlainCheckpointHook', 'RatsViTBackbone', 'StudentOptimWrapperConstructor', 'ThroughputHook',
+    'multicrop_collate']

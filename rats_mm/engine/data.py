@@ -26,11 +26,15 @@ class EvalTransform:
         crop_ratio (float): Crop fraction of the resized short side (DINO: 0.875).
         mean (tuple): Normalisation mean.
         std (tuple): Normalisation std.
+        grayscale (bool): Convert to 3-channel grayscale first, for a network pretrained on
+            grayscale views (its colour responses were never trained).
     """
 
     def __init__(self, size=224, crop_ratio=0.875, mean=(0.485, 0.456, 0.406),
-                 std=(0.229, 0.224, 0.225)):
+                 std=(0.229, 0.224, 0.225), grayscale=False):
+        gray = [T.Grayscale(num_output_channels=3)] if grayscale else []
         self.transform = T.Compose([
+            *gray,
             T.Resize(int(round(size / crop_ratio)), interpolation=T.InterpolationMode.BICUBIC),
             T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)])
 

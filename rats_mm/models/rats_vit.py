@@ -3,6 +3,7 @@ from functools import partial
 
 import torch
 from timm.layers import resample_abs_pos_embed, trunc_normal_
+from timm.models import register_model
 from torch import nn
 
 from ..layers import ATTN_MODES, Block
@@ -261,10 +262,30 @@ def vit(arch='small', patch_size=16, num_registers=0, **kwargs):
                   num_registers=num_registers, **kwargs)
 
 
-rats_tiny_patch16 = partial(rats_vit, 'tiny', 16)
-rats_small_patch16 = partial(rats_vit, 'small', 16)
-rats_base_patch16 = partial(rats_vit, 'base', 16)
-rats_large_patch16 = partial(rats_vit, 'large', 16)
+# timm passes these to every registered entrypoint; RATS has no hosted weights to apply them to
+_TIMM_FACTORY_KWARGS = ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')
+
+
+def _timm_entrypoint(arch):
+    """A ``timm.create_model`` entrypoint for RATS of size ``arch`` with 16 px patches."""
+    def entrypoint(pretrained=False, **kwargs):
+        if pretrained:
+            raise ValueError('no RATS weights are hosted: create the model, then load a file '
+                             'with rats_mm.models.load_pretrained(model, path)')
+        for key in _TIMM_FACTORY_KWARGS:
+            kwargs.pop(key, None)
+        return rats_vit(arch, 16, **kwargs)
+    entrypoint.__name__ = entrypoint.__qualname__ = f'rats_{arch}_patch16'
+    entrypoint.__doc__ = (f'RATS-{arch} with 16 px patches and 8 registers per head '
+                          '(``num_registers`` or ``registers_per_head`` to change).')
+    entrypoint.__module__ = __name__
+    return register_model(entrypoint)
+
+
+rats_tiny_patch16 = _timm_entrypoint('tiny')
+rats_small_patch16 = _timm_entrypoint('small')
+rats_base_patch16 = _timm_entrypoint('base')
+rats_large_patch16 = _timm_entrypoint('large')
 vit_small_patch16 = partial(vit, 'small', 16)
 vit_base_patch16 = partial(vit, 'base', 16)
 vit_small_patch16_reg4 = partial(vit, 'small', 16, 4)

@@ -12,5 +12,6 @@ from .teacher import build_teacher, update_teacher
 
 __all__ = [
     'CENTERINGS', 'DINOHead', 'DINOLoss', 'MultiCropAugmentation', 'build_teacher',
-    'cancel_last_layer_gradients', 'clip_gradients_per_parameter', 'collate_multicrop', 'cosine_schedule', 'knn_accuracy',
-    'knn_classify', 'linear_warmup_then_constant', 'sinkhorn_knopp', 'target_entropies', 'update_teacher']
+    'cancel_last_layer_gradients', 'clip_gradients_per_parameter', 'collate_multicrop',
+    'cosine_schedule', 'knn_accuracy', 'knn_classify', 'linear_warmup_then_constant',
+    'sinkhorn_knopp', 'target_entropies', 'update_teacher']

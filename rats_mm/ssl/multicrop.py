@@ -180,13 +180,16 @@ class MultiCropAugmentation:
             self.global_crop_size, scale=self.global_crops_scale, interpolation=bicubic)
         local_crop = transforms.RandomResizedCrop(
             self.local_crop_size, scale=self.local_crops_scale, interpolation=bicubic)
+        size_g = self.global_crop_size
         global1 = transforms.Compose(
-            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[0], self.global_crop_size, 224), *normalize])
+            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[0], size_g, 224),
+             *normalize])
         global2 = transforms.Compose(
-            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[1], self.global_crop_size, 224),
+            [global_crop, *flip_and_color_jitter(), blur(self.blur_p[1], size_g, 224),
              transforms.RandomSolarize(threshold=128, p=self.solarize_p), *normalize])
         local = transforms.Compose(
-            [local_crop, *flip_and_color_jitter(), blur(self.blur_p[2], self.local_crop_size, 96), *normalize])
+            [local_crop, *flip_and_color_jitter(), blur(self.blur_p[2], self.local_crop_size, 96),
+             *normalize])
         return global1, global2, local
 
     def _crops(self, image):

@@ -251,3 +251,34 @@ def test_token_norms_cli(assets, tmp_path):
     with pytest.raises(SystemExit):
         tool_module('token_norms.py').parse_args([str(assets / 'rats.py'), '--data-root',
                                                    'x', '--out-dir', 'y'])
+
+
+def test_part_eval_broadcast_assignment_matches_the_model(assets, tmp_path, one_thread):
+    """``--assignment broadcast``: each patch goes to the register it reads most from in the
+    last block's broadcast step; the scores equal those of that labelling computed here."""
+    from rats_mm.analysis import part_miou, upsample_labels
+    from rats_mm.analysis.readers import PartFolder
+    module = tool_module('part_eval.py')
+    argv = [str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
+            str(assets / 'generic'), '--assignment', 'broadcast']
+    result = module.main(argv)
+    assert result['patch_assignment'] == 'broadcast' and result['num_pred'] == 4
+    model = load_backbone(str(assets / 'rats.py'), str(assets / 'rats.pth'))
+    folder = PartFolder(str(assets / 'generic'))
+    preds, masks = [], []
+    for i in range(len(folder)):
+        item = folder[i]
+        image = prepare_image(item['image'], 8)
+        labels = model.last_broadcast_weights(image)[0].argmax(-1)
+        grid = (image.shape[-2] // 8, image.shape[-1] // 8)
+        mask = prepare_labels(item['parts'], 8)
+        preds.append(upsample_labels(labels[None], grid, mask.shape)[0].numpy())
+        masks.append(mask)
+    want = part_miou(preds, masks, 4, 255)
+    assert result['miou'] == pytest.approx(want['miou'])
+    vitreg = dict(TINY, num_registers=4, attn_mode='full', class_token=True)
+    (tmp_path / 'vitreg.py').write_text(f'model = dict(backbone={vitreg!r})\n')
+    torch.save(RatsViT(**vitreg).state_dict(), tmp_path / 'vitreg.pth')
+    msg = fails('part_eval.py', [tmp_path / 'vitreg.py', tmp_path / 'vitreg.pth', '--data-root',
+                                 assets / 'generic', '--assignment', 'broadcast'])
+    assert "needs a RATS model (attn_mode='rats')" in msg

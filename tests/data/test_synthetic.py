@@ -217,3 +217,22 @@ def test_no_openmmlab_import():
             'bad = [m for m in sys.modules if m.split(".")[0] in '
             '("mmengine", "mmcv", "mmseg", "mmdet", "torch")]; assert not bad, bad')
     subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True)
+
+
+def test_object_centric_layout_has_one_large_centred_subject():
+    from rats_mm.data import render_sample
+    shares = []
+    for index in range(12):
+        sample = render_sample(index, size=64, seed=5, layout='object_centric')
+        assert len(sample['instances']) == 1
+        inst = sample['instances'][0]
+        x, y, w, h = inst['bbox']
+        assert abs((x + w / 2) - 32) < 16 and abs((y + h / 2) - 32) < 16
+        shares.append(inst['area'] / 64 ** 2)
+        again = render_sample(index, size=64, seed=5, layout='object_centric')
+        assert np.array_equal(sample['image'], again['image'])
+    scene_shares = [max(i['area'] for i in render_sample(k, size=64, seed=5)['instances'])
+                    / 64 ** 2 for k in range(12)]
+    assert np.mean(shares) > np.mean(scene_shares)
+    with pytest.raises(ValueError, match="layout='tiled'"):
+        render_sample(0, size=64, layout='tiled')

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from rats_mm.engine.data import ImageFolderDataset, multicrop_collate
 
@@ -54,3 +55,17 @@ def test_all_unreadable_raises(tmp_path):
     with pytest.raises(RuntimeError, match='no readable image'):
         ds[0]
     assert ds.num_skipped == 1
+
+
+def test_eval_transform_grayscale_gives_equal_channels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from rats_mm.engine.data import EvalTransform
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8))
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    gray = EvalTransform(size=32, crop_ratio=1.0, mean=mean, std=std, grayscale=True)(img)
+    colour = EvalTransform(size=32, crop_ratio=1.0, mean=mean, std=std)(img)
+    assert gray.shape == colour.shape == (3, 32, 32)
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    assert not torch.equal(colour[0], colour[1])

@@ -88,3 +88,29 @@ def test_two_process_gloo_pretraining(tmp_path, make_image_folder):
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     assert (work / 'iter_2.pth').exists()
     assert 'Distributed training: True' in res.stdout + res.stderr
+
+
+def test_readme_folder_command_on_unlabelled_images(tmp_path):
+    """The README's "any image folder" command: the demo config on a plain folder with
+    sub-folders and a junk .jpg trains, reports the skipped file, and skips the k-NN monitor
+    (no labels there) instead of failing."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'photos'
+    for i in range(6):
+        folder = data / ('holiday' if i % 2 else 'garden/2024')
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (80, 72, 3), dtype=np.uint8)).save(
+            folder / f'img{i}.png')
+    (data / 'holiday' / 'junk.jpg').write_text('not an image')
+    work = tmp_path / 'work'
+    out = run([sys.executable, 'tools/pretrain.py', 'configs/demo/dino_rats_synthetic.py',
+               '--work-dir', str(work), '--cfg-options',
+               f'train_dataloader.dataset.data_root={data}',
+               'train_dataloader.dataset.ann_file=None', 'train_cfg.max_iters=3',
+               'default_hooks.logger.interval=1'])
+    assert 'k-NN monitor skipped' in out and 'training.txt' in out
+    assert 'junk.jpg' in out
+    assert re.search(r'skipped_images: [1-9]', out)
+    assert (work / 'iter_3.pth').exists() and not (work / 'knn.json').exists()

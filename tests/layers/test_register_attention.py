@@ -7,7 +7,8 @@ from rats_mm.layers import RegisterAttention
 
 
 def reference_register_attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, num_registers):
-    """DESIGN.md section 1, written literally: a loop over heads and explicit zero padding."""
+    """docs/architecture.md section 1, written literally: a loop over heads and explicit zero
+    padding."""
     B, T, D = x.shape
     d, n = D // num_heads, num_registers // num_heads
     qkv = x @ qkv_w.T + qkv_b                                  # (B, T, 3D)

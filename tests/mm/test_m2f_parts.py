@@ -77,7 +77,40 @@ def test_head_queries_come_from_registers(config):
     cls2, _ = head(moved, samples)
     assert cls1[0].shape[:2] == (2, 16)           # 12 register + 4 extra queries
     assert not torch.allclose(cls1[0], cls2[0])   # the registers drive the queries
-    assert head.query_feat.queries is None        # slots are cleared after the forward
+    assert not hasattr(head, 'query_feat')        # no learned table left unused
+
+
+@pytest.mark.parametrize('config', [DEMO_SEG, DEMO_INS])
+def test_register_query_head_equals_upstream_fed_the_same_queries(config):
+    """Contract: an upstream head with the same arguments and weights, whose query tables
+    hold one image's register queries, predicts what the register-query head predicts."""
+    torch.manual_seed(0)
+    model, key = build_demo(config)
+    head = getattr(model, key).eval()
+    feats = model.extract_feat(torch.randn(1, 3, 96, 96))
+    content, position = head.register_queries(feats[-1])
+    channels = head.register_queries.position.embedding_dim
+    assert content.shape == position.shape == (1, 16, channels)
+    cfg = Config.fromfile(config).model[key]
+    cfg.pop('register_queries')
+    cfg.pop('type')
+    if 'seg' in config:
+        from mmseg.models.decode_heads import Mask2FormerHead
+    else:
+        from mmdet.models.dense_heads import Mask2FormerHead
+    upstream = Mask2FormerHead(**cfg).eval()
+    missing, unexpected = upstream.load_state_dict(head.state_dict(), strict=False)
+    assert set(missing) == {'query_feat.weight', 'query_embed.weight'}
+    assert all(k.startswith('register_queries.') for k in unexpected)
+    assert isinstance(upstream.query_feat, torch.nn.Embedding)
+    with torch.no_grad():
+        upstream.query_feat.weight.copy_(content[0])
+        upstream.query_embed.weight.copy_(position[0])
+        samples = _samples(config)[:1]
+        ours = head(feats, samples)
+        theirs = upstream(list(feats[:-1]), samples)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        assert (a - b).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize('config', [DEMO_SEG, DEMO_INS])

@@ -120,3 +120,15 @@ def test_factories_follow_registers_per_head():
     assert rats_small_patch16(depth=1, registers_per_head=2).num_registers == 12
     plain = vit_small_patch16(depth=1)
     assert plain.num_registers == 0 and plain.has_class_token and plain.attn_mode == 'full'
+
+
+def test_factories_are_registered_with_timm():
+    import timm
+    model = timm.create_model('rats_small_patch16', num_registers=48, depth=1)
+    assert isinstance(model, RatsViT) and model.num_registers == 48
+    assert model.embed_dim == 384 and model.num_heads == 6
+    assert {'rats_tiny_patch16', 'rats_small_patch16', 'rats_base_patch16',
+            'rats_large_patch16'} <= set(timm.list_models('rats_*'))
+    assert timm.create_model('rats_tiny_patch16', depth=1).num_registers == 3 * 8
+    with pytest.raises(ValueError, match='no RATS weights are hosted'):
+        timm.create_model('rats_tiny_patch16', pretrained=True)

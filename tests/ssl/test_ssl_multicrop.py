@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from rats_mm.ssl import MultiCropAugmentation, collate_multicrop
@@ -109,3 +110,46 @@ def test_collate_rejects_ragged_or_empty():
         collate_multicrop([])
     with pytest.raises(ValueError, match=r'batch\[1\]'):
         collate_multicrop([[torch.zeros(3, 2, 2)] * 2, [torch.zeros(3, 2, 2)]])
+
+
+def test_grayscale_views_without_other_photometric_changes(image):
+    """The demo's recipe: every view grayscale, no jitter, blur or solarisation; a view is
+    then the normalised grayscale of its crop, identical across channels before Normalize."""
+    aug = MultiCropAugmentation(local_crops_number=2, global_crop_size=32, local_crop_size=16,
+                                grayscale_p=1.0, color_jitter_p=0.0, blur_p=(0.0, 0.0, 0.0),
+                                solarize_p=0.0)
+    for crop in aug(image):
+        raw = crop * torch.tensor(STD)[:, None, None] + torch.tensor(MEAN)[:, None, None]
+        assert torch.allclose(raw[0], raw[1], atol=1e-5) and torch.allclose(raw[1], raw[2],
+                                                                           atol=1e-5)
+
+
+def test_blur_sigma_scales_with_the_crop_size():
+    def sigmas(aug):
+        out = []
+        for pipeline in (aug.global_transform1, aug.local_transform):
+            blur = next(t for t in pipeline.transforms
+                        if isinstance(t, torchvision.transforms.RandomApply)
+                        and isinstance(t.transforms[0], torchvision.transforms.GaussianBlur))
+            out.append(tuple(blur.transforms[0].sigma))
+        return out
+    fixed = MultiCropAugmentation(global_crop_size=64, local_crop_size=32)
+    scaled = MultiCropAugmentation(global_crop_size=64, local_crop_size=32,
+                                   scale_blur_to_crop=True)
+    assert sigmas(fixed) == [(0.1, 2.0), (0.1, 2.0)]
+    (g_lo, g_hi), (l_lo, l_hi) = sigmas(scaled)
+    assert g_hi == pytest.approx(2.0 * 64 / 224) and l_hi == pytest.approx(2.0 * 32 / 96)
+    assert g_lo == pytest.approx(0.1 * 64 / 224) and l_lo == pytest.approx(0.1 * 32 / 96)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(color_jitter=(0.4, 0.4, 0.2, 0.6)), 'hue <= 0.5'),
+    (dict(color_jitter=(0.4, 0.4)), 'color_jitter must be'),
+    (dict(grayscale_p=1.5), 'grayscale_p must be a probability'),
+    (dict(blur_p=(1.0, 0.1)), 'blur_p must be 3 probabilities'),
+    (dict(blur_p=(1.0, 0.1, -0.5)), 'blur_p must be a probability'),
+    (dict(solarize_p=True), 'solarize_p must be a probability'),
+])
+def test_photometric_options_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MultiCropAugmentation(**kwargs)

@@ -10,8 +10,8 @@ D is the generic layout: D/images/** and D/parts/<same relative stem>.png (uint8
 0 background, 255 ignore; any image size, ids up to 254). ``registers``: each patch goes to
 its most similar register (cosine), or to an extra background segment when its best
 similarity is below T; with ``--assignment broadcast`` each patch goes instead to the register
-it reads most from in the last block's broadcast step (RATS only). ``kmeans``: k-means on the patch features of all images jointly
-(K defaults to the number of registers). Patch labels are upsampled (nearest) to the image,
+it reads most from in the last block's broadcast step (RATS only). ``kmeans``: k-means on
+the patch features of all images jointly (K defaults to the number of registers). Patch labels are upsampled (nearest) to the image,
 which, like its mask, is centre-cropped to a multiple of the patch size (after an optional
 resize of the short side to S). Background (id 0) is scored as one ground-truth class like any
 part; a thresholded background segment is matched like any other segment. ``num_gt`` is the
@@ -19,17 +19,14 @@ largest part id seen + 1. ``ari`` is clipped at 0 (chance level) so all three sc
 fractions in [0, 1]; the signed value is kept as ``ari_raw``.
 """
 import os
-import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from rats_mm.analysis import (clustering_scores, kmeans, part_miou,  # noqa: E402
+from rats_mm.analysis import (clustering_scores, kmeans, part_miou,
                               register_assignment, upsample_labels)
-from rats_mm.engine.backbone_io import (add_model_args, features, make_parser,  # noqa: E402
+from rats_mm.engine.backbone_io import (add_model_args, features, make_parser,
                                         model_from_args, part_items, prepare_image,
                                         prepare_labels, run_cli, write_json)
 
@@ -140,7 +137,8 @@ def main(argv=None):
         'miou': res['miou'], 'nmi': cs['nmi'], 'ari': max(0.0, cs['ari']), 'ari_raw': cs['ari'],
         'pixel_accuracy': res['pixel_accuracy'], 'per_class_iou': res['per_class_iou'],
         'present_classes': res['present_classes'], 'assignment': res['assignment'],
-        'method': args.method, 'assignment': args.assignment, 'mode': args.mode, 'num_images': len(masks),
+        'method': args.method, 'patch_assignment': args.assignment, 'mode': args.mode,
+        'num_images': len(masks),
         'num_pred': num_pred, 'num_gt': num_gt, 'num_pixels': cs['num_pixels'],
         'background_threshold': args.background_threshold, 'size': args.size,
         'split': args.split, 'config': args.config, 'checkpoint': args.checkpoint,

@@ -12,15 +12,12 @@ register embedding is closest to the entry's centroid, each with that register's
 similarity map over the image.
 """
 import os
-import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from rats_mm.analysis import (build_register_dictionary, register_patch_similarity,  # noqa
                               render_dictionary_heatmap, similarity_maps)

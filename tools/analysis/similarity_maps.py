@@ -12,14 +12,11 @@ size works: it is centre-cropped to a multiple of the patch size (after an optio
 the short side to S).
 """
 import os
-import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
 
-from rats_mm.analysis import (register_patch_similarity, render_part_overlay,  # noqa: E402
+from rats_mm.analysis import (register_patch_similarity, render_part_overlay,
                               render_similarity_grid, similarity_maps, upsample_labels)
-from rats_mm.engine.backbone_io import (IMAGE_EXTENSIONS, add_model_args,  # noqa: E402
+from rats_mm.engine.backbone_io import (IMAGE_EXTENSIONS, add_model_args,
                                         features, fit_to_patches, load_image, make_parser,
                                         model_from_args, prefix_tokens, prepare_image, run_cli)
 

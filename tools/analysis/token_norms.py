@@ -11,17 +11,14 @@ and O/token_norms.json ({label: per-layer statistics}). Labels default to the co
 """
 import os
 import re
-import sys
 from types import SimpleNamespace
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from rats_mm.analysis import (patch_token_norms, render_norm_histograms,  # noqa: E402
+from rats_mm.analysis import (patch_token_norms, render_norm_histograms,
                               token_norm_stats)
 from rats_mm.engine.backbone_io import (image_files, make_parser, model_from_args,  # noqa
                                         prepare_image, run_cli, write_json)
