@@ -228,12 +228,14 @@ class RatsViT(nn.Module):
 
     def last_compress_weights(self, x):
         """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""
-        return self.blocks[-1].attn.compress_weights(self._last_block_input(x, 'compress'))
+        x = self._last_block_input(x, 'compress')
+        return self.blocks[-1].attn.compress_weights(x)
 
     def last_broadcast_weights(self, x):
         """Broadcast-step attention of the last block, (B, L, N): which register each patch
         reads from (each head's n entries sum to 1; ``'rats'`` only)."""
-        return self.blocks[-1].attn.broadcast_weights(self._last_block_input(x, 'broadcast'))
+        x = self._last_block_input(x, 'broadcast')
+        return self.blocks[-1].attn.broadcast_weights(x)
 
 
 # (embed_dim, depth, num_heads) of the standard sizes.
