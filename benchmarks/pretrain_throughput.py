@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mmengine.optim import OptimWrapper  # noqa: E402
 
 from rats_mm.data import generate_dataset  # noqa: E402
-from rats_mm.engine.data import ImageFolderDataset, multicrop_collate  # noqa: E402
-from rats_mm.engine.dino import DINOPretrainer  # noqa: E402
+from rats_mm.pretrain.data import ImageFolderDataset, multicrop_collate  # noqa: E402
+from rats_mm.pretrain.dino import DINOPretrainer  # noqa: E402
 
 BACKBONES = {
     'rats_s16': dict(embed_dim=384, depth=12, num_heads=6, num_registers=48, attn_mode='rats'),

@@ -9,3 +9,18 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('synthetic')
     generate_dataset(str(root), num_images=16, size=96, seed=3, val_fraction=0.25)
     return str(root)
+
+
+@pytest.fixture
+def drawn_colours():
+    """Number of distinct RGB colours of a written picture: a blank or failed figure has a
+    handful, a drawn heat map or overlay hundreds."""
+    import numpy as np
+    from PIL import Image
+
+    def count(path):
+        with Image.open(path) as im:
+            assert im.format == 'PNG'
+            pixels = np.asarray(im.convert('RGB')).reshape(-1, 3)
+        return len(np.unique(pixels, axis=0))
+    return count

@@ -79,7 +79,7 @@ def random_init_knn(config):
     from mmengine.config import Config
     from mmengine.registry import DATASETS, MODELS
 
-    from rats_mm.engine.hooks import knn_top1
+    from rats_mm.pretrain.hooks import knn_top1
     cfg = Config.fromfile(os.path.join(ROOT, config))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -123,12 +123,19 @@ def finetune_and_test(config, work_dir):
     return metrics
 
 
-def part_eval(config, backbone, method, out, *extra):
-    """Run tools/analysis/part_eval.py on the validation split; its JSON result."""
-    tool('tools/analysis/part_eval.py', config, backbone, '--data-root', DATA,
-         '--split', 'validation', '--method', method, '--out', out, *extra)
-    with open(os.path.join(ROOT, out)) as f:
-        return json.load(f)
+def part_eval(config, backbone, method, out, **options):
+    """Part evaluation on the validation scenes (``rats_mm.analysis.evaluate_parts``, what
+    tools/analysis/part_eval.py runs), written to ``out``; the result."""
+    from rats_mm.analysis import evaluate_parts
+    from rats_mm.analysis.io import load_backbone, write_json
+    model = load_backbone(os.path.join(ROOT, config), os.path.join(ROOT, backbone))
+    result = evaluate_parts(model, os.path.join(ROOT, DATA), method=method, split='validation',
+                            **options)
+    result.update(config=config, checkpoint=backbone)
+    write_json(os.path.join(ROOT, out), result)
+    print(f"part eval {config} ({method}, {options or 'defaults'}): mIoU "
+          f"{100 * result['miou']:.2f}", flush=True)
+    return result
 
 
 def single_segment_miou():
@@ -137,7 +144,7 @@ def single_segment_miou():
     import numpy as np
 
     from rats_mm.analysis import part_miou
-    from rats_mm.engine.backbone_io import part_items, prepare_labels
+    from rats_mm.analysis.io import part_items, prepare_labels
     items, _ = part_items(os.path.join(ROOT, DATA), 'validation')
     masks = [prepare_labels(item['parts'], 8) for item in items]
     num_gt = max(int(m[m != 255].max(initial=0)) for m in masks) + 1
@@ -155,11 +162,11 @@ def analyse_parts():
     rats_bc = part_eval('configs/demo/dino_rats_synthetic.py',
                         os.path.join(WORK, 'backbone.pth'), 'registers',
                         os.path.join(WORK, 'part_eval_rats_broadcast.json'),
-                        '--assignment', 'broadcast')
+                        assignment='broadcast')
     vit = part_eval('configs/demo/dino_vit_synthetic.py',
                     os.path.join(WORK, 'backbone_vit.pth'), 'kmeans',
                     os.path.join(WORK, 'part_eval_vit_kmeans.json'),
-                    '--num-clusters', str(num_registers))
+                    num_clusters=num_registers)
     images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
               for i in range(800, 804)]
     tool('tools/analysis/similarity_maps.py', 'configs/demo/dino_rats_synthetic.py',

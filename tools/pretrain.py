@@ -4,7 +4,7 @@
         [--cfg-options k=v ...] [--launcher none|pytorch]
     bash tools/dist_pretrain.sh CONFIG NUM_PROCS [args]
 """
-from rats_mm.engine.launch import train_main
+from rats_mm.runtime.launch import train_main
 
 if __name__ == '__main__':
     train_main(__doc__.splitlines()[0])

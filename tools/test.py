@@ -14,7 +14,7 @@ import sys
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from rats_mm.engine.launch import add_common_args, load_config, setup_distributed
+from rats_mm.runtime.launch import add_common_args, load_config, setup_distributed
 
 
 def parse_args():

@@ -6,7 +6,7 @@ The config's default_scope decides which library's registries build it.
         [--cfg-options k=v ...] [--launcher none|pytorch]
     bash tools/dist_train.sh CONFIG NUM_GPUS [args]
 """
-from rats_mm.engine.launch import train_main
+from rats_mm.runtime.launch import train_main
 
 if __name__ == '__main__':
     train_main(__doc__.splitlines()[0])

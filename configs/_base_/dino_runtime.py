@@ -1,7 +1,7 @@
 # DINO pretraining runtime shared by every pretraining config (mmengine Runner, root scope).
 # Children set model.backbone and the dataset roots, and declare the iteration-dependent
 # entries (train_cfg, param_scheduler, custom_hooks) from their own max_iters / warmup_iters.
-custom_imports = dict(imports=['rats_mm.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['rats_mm.pretrain'], allow_failed_imports=False)
 
 model = dict(
     type='DINOPretrainer',

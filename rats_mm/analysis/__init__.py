@@ -5,6 +5,7 @@ Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no
 """
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
 from .metrics import clustering_scores, confusion_matrix, part_miou
+from .part_eval import evaluate_parts, segment_parts
 from .readers import IMAGE_EXTENSIONS, PartFolder, read_partimagenet, read_pascal_part
 from .register_stats import register_similarity, registers_in_use
 from .segment import kmeans, kmeans_assignment, register_assignment, upsample_labels
@@ -14,7 +15,7 @@ from .training_curves import read_scalars, render_training_curves
 from .token_norms import patch_token_norms, render_norm_histograms, token_norm_stats
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
+    'IMAGE_EXTENSIONS', 'evaluate_parts', 'segment_parts', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
     'confusion_matrix', 'kmeans', 'kmeans_assignment', 'part_miou', 'patch_token_norms',
     'read_partimagenet', 'read_pascal_part', 'read_scalars', 'register_assignment',
     'register_palette', 'register_patch_similarity', 'register_similarity', 'registers_in_use',

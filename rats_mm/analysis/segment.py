@@ -5,8 +5,11 @@ the register it resembles most. ``kmeans_assignment`` is the usual baseline for 
 part tokens (DINO, DINOv2, ...): cluster patch features jointly over a set of images so that a
 cluster id means the same thing in every image, as the registers do.
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 
 from .similarity import register_patch_similarity
 
@@ -35,84 +38,44 @@ def register_assignment(patch_tokens, register_tokens, background_threshold=None
     return labels.long()
 
 
-def _nearest(x, centroids, x_sq=None):
-    """Nearest centroid of each point.
+def _nearest(x, centroids):
+    """(M,) int64 index of each point's nearest centroid (Euclidean), in memory-bound blocks.
 
     Args:
         x (Tensor): (M, D) points.
         centroids (Tensor): (K, D) centroids.
-        x_sq (Tensor | None): (M,) squared norms of ``x`` if already known.
-
-    Returns:
-        tuple[Tensor, Tensor]: (M,) int64 nearest centroid, (M,) squared distance to it.
     """
-    x_sq = (x * x).sum(1) if x_sq is None else x_sq                         # (M,)
-    c_sq = (centroids * centroids).sum(1)                                   # (K,)
-    labels, dists = [], []
-    for start in range(0, x.shape[0], _CHUNK):
-        block = x[start:start + _CHUNK]                                     # (m, D)
-        d = torch.addmm(c_sq.unsqueeze(0), block, centroids.T, alpha=-2.0)  # (m, K)
-        dist, lab = d.min(dim=1)
-        labels.append(lab)
-        dists.append((dist + x_sq[start:start + _CHUNK]).clamp_(min=0))
-    return torch.cat(labels), torch.cat(dists)
-
-
-def _kmeans_pp(x, k, gen, x_sq):
-    """k-means++ seeding: each next centre drawn with probability ~ squared distance."""
-    M = x.shape[0]
-    first = int(torch.randint(M, (1,), generator=gen))
-    chosen = [first]
-    dist = _nearest(x, x[first:first + 1], x_sq)[1]                        # (M,)
-    for _ in range(1, k):
-        total = float(dist.sum())
-        if total > 0:
-            idx = int(torch.multinomial(dist / total, 1, generator=gen))
-        else:  # fewer distinct points than k: any point will do
-            idx = int(torch.randint(M, (1,), generator=gen))
-        chosen.append(idx)
-        dist = torch.minimum(dist, _nearest(x, x[idx:idx + 1], x_sq)[1])
-    return x[chosen].clone()                                                # (k, D)
+    return torch.cat([torch.cdist(x[start:start + _CHUNK], centroids).argmin(dim=1)
+                      for start in range(0, x.shape[0], _CHUNK)])
 
 
 def kmeans(features, num_clusters, seed=0, iters=50):
-    """Lloyd's k-means with k-means++ seeding on L2-normalised features (Euclidean).
+    """k-means (scikit-learn's ``KMeans``, k-means++ seeding) on L2-normalised features.
 
-    Deterministic for a given ``seed`` (a private ``torch.Generator``; the global RNG is left
-    alone). A cluster that empties is re-seeded at the point farthest from its centre.
+    Deterministic for a given ``seed`` (``random_state``; torch's global RNG is left alone).
 
     Args:
         features (Tensor): (M, D) points (normalised here).
         num_clusters (int): K, at most M.
-        seed (int): Seed of the k-means++ draws.
-        iters (int): Maximum Lloyd iterations (stops earlier once labels stop changing).
+        seed (int): ``random_state`` of the seeding.
+        iters (int): Maximum Lloyd iterations.
 
     Returns:
         tuple[Tensor, Tensor]: (K, D) float32 centroids (means of normalised points, not
         renormalised) and (M,) int64 labels, each point labelled with its nearest centroid.
     """
+    from sklearn.cluster import KMeans
     x = F.normalize(torch.as_tensor(features).detach().float().cpu(), dim=-1)
     if x.dim() != 2:
         raise ValueError(f'expected (M, D) features, got {tuple(x.shape)}')
     if not 1 <= num_clusters <= x.shape[0]:
         raise ValueError(f'num_clusters={num_clusters} must lie in [1, {x.shape[0]}] points')
-    gen = torch.Generator(device='cpu').manual_seed(int(seed))
-    x_sq = (x * x).sum(1)                                                   # (M,)
-    centroids = _kmeans_pp(x, num_clusters, gen, x_sq)
-    labels, dist = _nearest(x, centroids, x_sq)
-    for _ in range(iters):
-        sums = torch.zeros_like(centroids).index_add_(0, labels, x)        # (K, D)
-        counts = torch.bincount(labels, minlength=num_clusters)            # (K,)
-        centroids = sums / counts.clamp(min=1).unsqueeze(1).float()
-        for k in torch.nonzero(counts == 0).flatten().tolist():
-            far = int(dist.argmax())
-            centroids[k] = x[far]
-            dist[far] = 0
-        new_labels, dist = _nearest(x, centroids, x_sq)
-        if torch.equal(new_labels, labels):
-            break
-        labels = new_labels
-    return centroids, labels
+    with warnings.catch_warnings():  # fewer distinct points than K: sklearn warns, still fits
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        fit = KMeans(num_clusters, init='k-means++', n_init=1, max_iter=iters,
+                     random_state=int(seed)).fit(x.numpy())
+    centroids = torch.from_numpy(fit.cluster_centers_).float()
+    return centroids, torch.from_numpy(fit.labels_).long()
 
 
 def kmeans_assignment(patch_tokens, num_clusters, seed=0, iters=50, centroids=None,
@@ -143,7 +106,7 @@ def kmeans_assignment(patch_tokens, num_clusters, seed=0, iters=50, centroids=No
         centroids = torch.as_tensor(centroids).detach().float().cpu()
         if centroids.dim() != 2 or centroids.shape[1] != D:
             raise ValueError(f'centroids {tuple(centroids.shape)} do not match width {D}')
-        labels = _nearest(F.normalize(flat.float().cpu(), dim=-1), centroids)[0]
+        labels = _nearest(F.normalize(flat.float().cpu(), dim=-1), centroids)
     labels = labels.reshape(B, L).to(tokens.device)                         # (B, L)
     return (labels, centroids) if return_centroids else labels
 

@@ -24,8 +24,8 @@ def patch_token_norms(model, images, layers=None, norm=False):
     """L2 norms of the patch tokens after each chosen block of a ``RatsViT``-like model.
 
     Args:
-        model (nn.Module): A model with ``forward_intermediates(x, indices, norm,
-            return_registers, output_fmt, intermediates_only)`` and ``blocks``.
+        model (nn.Module): A model with timm's ``forward_intermediates(x, indices, norm=...,
+            output_fmt=..., intermediates_only=...)`` and ``blocks``.
         images (Tensor): (B, 3, H, W) batch.
         layers (Sequence[int] | None): Block indices; None takes every block.
         norm (bool): Take norms after the final LayerNorm (False: the raw residual stream,
@@ -35,8 +35,7 @@ def patch_token_norms(model, images, layers=None, norm=False):
         list[Tensor]: One (B, L) float tensor per chosen block, in block order.
     """
     indices = list(range(len(model.blocks))) if layers is None else list(layers)
-    outs = model.forward_intermediates(images, indices=indices, norm=norm,
-                                       return_registers=False, output_fmt='NLC',
+    outs = model.forward_intermediates(images, indices=indices, norm=norm, output_fmt='NLC',
                                        intermediates_only=True)            # [(B, L, D)]
     return [o.float().norm(dim=-1) for o in outs]
 

@@ -6,9 +6,7 @@ Registers the ``RatsViT`` backbone, the ``SimpleFeaturePyramid`` neck and the
 from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.registry import MODELS
 
-from ..engine import RatsViTBackbone
-from ..engine.neck import SimpleFeaturePyramid
-from ..engine.register_queries import RegisterQueryMixin
+from ..dense import RatsViTBackbone, RegisterQueryMixin, SimpleFeaturePyramid
 from . import datasets  # noqa: F401  (registers the checked datasets)
 
 MODELS.register_module('RatsViT', module=RatsViTBackbone)
@@ -18,7 +16,7 @@ MODELS.register_module('SimpleFeaturePyramid', module=SimpleFeaturePyramid)
 @MODELS.register_module()
 class RegisterQueryMask2FormerHead(RegisterQueryMixin, Mask2FormerHead):
     """mmdet's ``Mask2FormerHead`` with queries from the backbone's registers
-    (arguments: see :class:`rats_mm.engine.register_queries.RegisterQueryMixin`)."""
+    (arguments: see :class:`rats_mm.dense.register_queries.RegisterQueryMixin`)."""
 
 
 __all__ = ['RatsViTBackbone', 'RegisterQueryMask2FormerHead', 'SimpleFeaturePyramid']

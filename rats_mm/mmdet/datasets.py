@@ -5,8 +5,8 @@ import os.path as osp
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from ..analysis.similarity import register_palette
 from ..data import CATEGORIES
+from ..data.palette import register_palette
 
 REQUIRED_FIELDS = {
     'images': ('id', 'file_name', 'height', 'width'),

@@ -6,8 +6,8 @@ from mmseg.datasets import ADE20KDataset, BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from ..analysis.similarity import register_palette
 from ..data import CATEGORIES, IGNORE_INDEX
+from ..data.palette import register_palette
 
 
 class CheckedSegMixin:

@@ -3,8 +3,10 @@ from functools import partial
 
 import torch
 from timm.layers import resample_abs_pos_embed, trunc_normal_
+from timm.models._features import feature_take_indices
 from timm.models import register_model
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..layers import ATTN_MODES, Block
 
@@ -83,6 +85,7 @@ class RatsViT(nn.Module):
                   drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
             for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.grad_checkpointing = False
         self.init_weights()
 
     @staticmethod
@@ -112,6 +115,18 @@ class RatsViT(nn.Module):
                 trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+
+    def set_grad_checkpointing(self, enable=True):
+        """Activation checkpointing of every block in training (timm's API): the blocks'
+        activations are recomputed in the backward pass instead of kept, trading compute for
+        memory (see ``benchmarks/grad_checkpointing.py``)."""
+        self.grad_checkpointing = bool(enable)
+
+    def _run_block(self, blk, x):
+        """One block, checkpointed when enabled and gradients are being recorded."""
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(blk, x, use_reentrant=False)
+        return blk(x)
 
     def no_weight_decay(self):
         """Parameter names excluded from weight decay."""
@@ -152,7 +167,7 @@ class RatsViT(nn.Module):
         """
         x, grid = self._embed(x)
         for blk in self.blocks:
-            x = blk(x)
+            x = self._run_block(blk, x)
         out = self._split(self.norm(x))
         out.update(x_prenorm=x, grid_size=grid)
         return out
@@ -161,60 +176,63 @@ class RatsViT(nn.Module):
         """Image embedding (B, D): the [CLS] token, or the mean of the registers."""
         return self.forward_features(x)['x_norm_clstoken']
 
-    def _resolve_indices(self, indices):
-        depth = len(self.blocks)
-        if indices is None:
-            return [depth - 1]
-        if isinstance(indices, int):
-            if not 0 < indices <= depth:
-                raise ValueError(f'indices={indices}: ask for 1..{depth} last blocks')
-            return list(range(depth - indices, depth))
-        resolved = []
-        for i in indices:
-            if not -depth <= i < depth:
-                raise ValueError(f'block index {i} is out of range for depth {depth}')
-            resolved.append(i % depth)
-        return sorted(set(resolved))
+    def take_indices(self, indices=None):
+        """Absolute block indices as timm's ``feature_take_indices`` resolves them: None takes
+        every block, an int n the last n, a sequence those blocks (negative allowed).
 
-    def forward_intermediates(self, x, indices=None, norm=True, return_registers=True,
-                              output_fmt='NCHW', intermediates_only=False):
-        """Patch maps (and registers) after chosen blocks, for dense heads.
+        Returns:
+            tuple[list[int], int]: The sorted indices and the largest.
+        """
+        depth = len(self.blocks)
+        if isinstance(indices, int) and not 0 < indices <= depth:
+            raise ValueError(f'indices={indices}: ask for 1..{depth} last blocks')
+        if indices is not None and not isinstance(indices, int):
+            bad = [i for i in indices if not -depth <= i < depth]
+            if bad or not indices:
+                raise ValueError(f'block indices {list(indices)} are out of range for depth '
+                                 f'{depth}')
+        take, _ = feature_take_indices(depth, indices)
+        take = sorted(set(take))
+        return take, take[-1]
+
+    def forward_intermediates(self, x, indices=None, return_prefix_tokens=False, norm=False,
+                              stop_early=False, output_fmt='NCHW', intermediates_only=False):
+        """Patch maps after chosen blocks, with timm ``VisionTransformer``'s semantics.
 
         Args:
             x (Tensor): (B, C, H, W) images.
-            indices (int | Sequence[int] | None): An int n takes the last n blocks; a sequence
-                takes those block indices (negative allowed); None the last block.
+            indices (int | Sequence[int] | None): None every block, an int n the last n, a
+                sequence those block indices (negative allowed).
+            return_prefix_tokens (bool): Pair each map with that block's prefix tokens
+                ([CLS] if any, then the registers), (B, num_prefix_tokens, D).
             norm (bool): Apply the final norm to the taken tokens.
-            return_registers (bool): Pair each map with that block's registers (B, N, D).
+            stop_early (bool): Run no block after the last taken one.
             output_fmt (str): ``'NCHW'`` maps (B, D, h, w) or ``'NLC'`` tokens (B, L, D).
-            intermediates_only (bool): Return only the intermediates and stop after the last
-                taken block.
+            intermediates_only (bool): Return only the intermediates.
 
         Returns:
-            list | tuple: the intermediates (maps, or ``(map, registers)`` pairs), or
-            ``(forward_features dict, intermediates)`` when ``intermediates_only`` is False.
+            list | tuple: the intermediates (maps, or ``(map, prefix_tokens)`` pairs), or
+            ``(final normed tokens (B, T, D), intermediates)``.
         """
         if output_fmt not in ('NCHW', 'NLC'):
             raise ValueError(f"output_fmt={output_fmt!r} is not 'NCHW' or 'NLC'")
-        take = self._resolve_indices(indices)
+        take, last = self.take_indices(indices)
         x, (h, w) = self._embed(x)
-        B, c, P = x.shape[0], int(self.has_class_token), self.num_prefix_tokens
-        stop = max(take) + 1 if intermediates_only else len(self.blocks)
+        B, P = x.shape[0], self.num_prefix_tokens
+        blocks = self.blocks[:last + 1] if stop_early or intermediates_only else self.blocks
         outs = []
-        for i, blk in enumerate(self.blocks[:stop]):
-            x = blk(x)
+        for i, blk in enumerate(blocks):
+            x = self._run_block(blk, x)
             if i not in take:
                 continue
             y = self.norm(x) if norm else x
             maps = y[:, P:]                                                  # (B, L, D)
             if output_fmt == 'NCHW':
                 maps = maps.transpose(1, 2).reshape(B, -1, h, w)             # (B, D, h, w)
-            outs.append((maps, y[:, c:P]) if return_registers else maps)
+            outs.append((maps, y[:, :P]) if return_prefix_tokens else maps)
         if intermediates_only:
             return outs
-        final = self._split(self.norm(x))
-        final.update(x_prenorm=x, grid_size=(h, w))
-        return final, outs
+        return self.norm(x), outs
 
     @torch.no_grad()
     def _last_block_input(self, x, what):

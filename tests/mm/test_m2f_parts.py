@@ -5,8 +5,8 @@ from mmengine.config import Config
 
 import rats_mm.mmdet  # noqa: F401  (registers into mmdet)
 import rats_mm.mmseg  # noqa: F401  (registers into mmseg)
-from rats_mm.engine.neck import SimpleFeaturePyramid
-from rats_mm.engine.register_queries import RegisterQueries
+from rats_mm.dense.neck import SimpleFeaturePyramid
+from rats_mm.dense.register_queries import RegisterQueries
 
 DEMO_SEG = 'configs/demo/m2f_rats_synthetic_seg.py'
 DEMO_INS = 'configs/demo/m2f_rats_synthetic_ins.py'

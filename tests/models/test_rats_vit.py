@@ -56,7 +56,8 @@ def test_input_not_multiple_of_patch_size_raises():
 def test_forward_intermediates():
     model = RatsViT(**TINY, num_registers=4).eval()
     x = torch.randn(2, 3, 48, 64)
-    final, inter = model.forward_intermediates(x, indices=(0, -1))
+    final, inter = model.forward_intermediates(x, indices=(0, -1), norm=True,
+                                               return_prefix_tokens=True)
     assert len(inter) == 2
     for maps, regs in inter:
         assert maps.shape == (2, 32, 6, 8) and regs.shape == (2, 4, 32)
@@ -65,14 +66,51 @@ def test_forward_intermediates():
     assert torch.allclose(last_map.flatten(2).transpose(1, 2), ff['x_norm_patchtokens'],
                           atol=1e-6)
     assert torch.allclose(last_regs, ff['x_norm_regtokens'], atol=1e-6)
-    assert torch.allclose(final['x_norm_regtokens'], ff['x_norm_regtokens'], atol=1e-6)
-    only = model.forward_intermediates(x, indices=1, intermediates_only=True,
-                                       return_registers=False, output_fmt='NLC')
+    assert torch.allclose(final[:, :4], ff['x_norm_regtokens'], atol=1e-6)
+    assert len(model.forward_intermediates(x, intermediates_only=True)) == 2   # None: all
+    only = model.forward_intermediates(x, indices=1, intermediates_only=True, output_fmt='NLC')
     assert len(only) == 1 and only[0].shape == (2, 48, 32)
+    raw = model.forward_intermediates(x, indices=[-1], intermediates_only=True)[0]
+    assert not torch.allclose(raw, last_map)                 # norm=False by default, as timm
     with pytest.raises(ValueError, match='out of range'):
         model.forward_intermediates(x, indices=(5,))
     with pytest.raises(ValueError, match='output_fmt'):
         model.forward_intermediates(x, output_fmt='NHWC')
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(),
+    dict(indices=1, norm=True),
+    dict(indices=[0], return_prefix_tokens=True, output_fmt='NLC'),
+    dict(indices=2, norm=True, stop_early=True, intermediates_only=True),
+])
+def test_forward_intermediates_matches_timm(kwargs):
+    """Same arguments, same weights: the same result as timm's VisionTransformer."""
+    ref = timm_vit(reg_tokens=4, no_embed_class=True)
+    model = RatsViT(**TINY, num_registers=4, class_token=True, attn_mode='full').eval()
+    model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = ref.forward_intermediates(x, **kwargs)
+        got = model.forward_intermediates(x, **kwargs)
+    flat_want = torch.utils._pytree.tree_leaves(want)
+    flat_got = torch.utils._pytree.tree_leaves(got)
+    assert len(flat_got) == len(flat_want)
+    for a, b in zip(flat_got, flat_want):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-5
+
+
+def test_grad_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = RatsViT(**TINY, num_registers=4).train()
+    x = torch.randn(2, 3, 32, 32)
+    model(x).square().sum().backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.set_grad_checkpointing(True)
+    model(x).square().sum().backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, plain[n], atol=1e-6), n
 
 
 def test_gradients_reach_registers_and_positions():

@@ -96,3 +96,22 @@ def test_per_parameter_clipping_scales_each_gradient_on_its_own():
     # the global-norm clip would have shrunk b as well
     with pytest.raises(ValueError, match='max_norm'):
         clip_gradients_per_parameter([a], max_norm=0)
+
+
+def _centre_rank(rank, world, outputs, path, port):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    loss = DINOLoss(outputs.shape[1], center_momentum=0.5)
+    loss.update_center(outputs.chunk(world)[rank])
+    torch.save(loss.center, f'{path}.{rank}')
+    dist.destroy_process_group()
+
+
+def test_centre_is_the_mean_over_all_ranks(tmp_path):
+    torch.manual_seed(2)
+    outputs = torch.randn(12, 6)
+    mp.spawn(_centre_rank, args=(2, outputs, str(tmp_path / 'c'), 29800 + os.getpid() % 100),
+             nprocs=2)
+    want = 0.5 * outputs.mean(dim=0, keepdim=True)              # from a zero centre, m = 0.5
+    for rank in range(2):
+        assert torch.allclose(torch.load(tmp_path / f'c.{rank}'), want, atol=1e-6)

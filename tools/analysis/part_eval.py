@@ -18,19 +18,8 @@ part; a thresholded background segment is matched like any other segment. ``num_
 largest part id seen + 1. ``ari`` is clipped at 0 (chance level) so all three scores are
 fractions in [0, 1]; the signed value is kept as ``ari_raw``.
 """
-import os
-
-
-import numpy as np
-import torch
-
-from rats_mm.analysis import (clustering_scores, kmeans, part_miou,
-                              register_assignment, upsample_labels)
-from rats_mm.engine.backbone_io import (add_model_args, features, make_parser,
-                                        model_from_args, part_items, prepare_image,
-                                        prepare_labels, run_cli, write_json)
-
-IGNORE = 255
+from rats_mm.analysis.io import add_model_args, make_parser, model_from_args, run_cli, write_json
+from rats_mm.analysis.part_eval import evaluate_parts
 
 
 def parse_args(argv=None):
@@ -60,92 +49,21 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def segment(model, args):
-    """Segment every image's patches.
-
-    Args:
-        model (RatsViT): The backbone (eval mode).
-        args (argparse.Namespace): Parsed arguments.
-
-    Returns:
-        tuple: per image (L,) int64 patch labels, (h, w) grids and (H, W) uint8 masks aligned
-        with the prepared image; and num_pred, the number of segment ids.
-    """
-    N, p = model.num_registers, model.patch_size
-    args.method = args.method or ('registers' if N else 'kmeans')
-    if args.method == 'registers' and N == 0:
-        raise ValueError(f'the model of {args.config} has no registers (num_registers=0): '
-                         'use --method kmeans')
-    broadcast = args.method == 'registers' and args.assignment == 'broadcast'
-    if broadcast and model.attn_mode != 'rats':
-        raise ValueError(f"--assignment broadcast needs a RATS model (attn_mode='rats'); the "
-                         f'model of {args.config} has attn_mode={model.attn_mode!r}')
-    K = args.num_clusters if args.num_clusters is not None else N
-    if args.method == 'kmeans' and args.num_clusters is not None and K < 1:
-        raise ValueError(f'--num-clusters {K} must be at least 1')
-    items, count = part_items(args.data_root, args.split, args.max_images)
-    if count == 0:
-        raise FileNotFoundError(f'no images to evaluate under {args.data_root} '
-                                f'(split={args.split})')
-    labels, grids, masks = [], [], []
-    device = next(model.parameters()).device
-    for item in items:
-        image = prepare_image(item['image'], p, args.size)
-        out = features(model, image)
-        masks.append(prepare_labels(item['parts'], p, args.size))
-        grids.append(out['grid_size'])
-        if broadcast:
-            labels.append(model.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu())
-        elif args.method == 'registers':
-            labels.append(register_assignment(out['x_norm_patchtokens'], out['x_norm_regtokens'],
-                                              args.background_threshold)[0])
-        else:
-            labels.append(out['x_norm_patchtokens'][0])                     # (L, D) for now
-    if args.method == 'kmeans':
-        if K < 1:  # no registers to take K from: as many clusters as part classes present
-            K = len(set().union(*(np.unique(m[m != IGNORE]).tolist() for m in masks)))
-        flat = torch.cat(labels)                                            # (sum L, D)
-        if K > flat.shape[0]:
-            raise ValueError(f'--num-clusters {K} exceeds the {flat.shape[0]} patches')
-        _, assign = kmeans(flat, K, seed=args.seed)
-        labels = list(torch.split(assign, [t.shape[0] for t in labels]))
-    num_pred = K if args.method == 'kmeans' else N + int(args.background_threshold is not None)
-    return labels, grids, masks, num_pred
-
-
-def pixel_maps(labels, grids, masks):
-    """Lazily upsample (L,) patch labels to each mask's (H, W): whole-dataset pixel maps are
-    never held in memory at once."""
-    for lab, grid, mask in zip(labels, grids, masks):
-        yield upsample_labels(lab[None], grid, mask.shape)[0].numpy()
-
-
 def main(argv=None):
     """Score the predicted part maps of a dataset and print / write the result."""
     args = parse_args(argv)
-    if not os.path.isdir(args.data_root):
-        raise FileNotFoundError(f'data root {args.data_root} does not exist')
     model = model_from_args(args)
-    labels, grids, masks, num_pred = segment(model, args)
-    if all((m == IGNORE).all() for m in masks):
-        raise ValueError(f'every mask pixel under {args.data_root} is ignore ({IGNORE})')
-    num_gt = max(int(m[m != IGNORE].max(initial=0)) for m in masks) + 1
-    res = part_miou(pixel_maps(labels, grids, masks), masks, num_pred, num_gt,
-                    ignore_index=IGNORE, mode=args.mode)
-    cs = clustering_scores(pixel_maps(labels, grids, masks), masks, ignore_index=IGNORE)
-    result = {
-        'miou': res['miou'], 'nmi': cs['nmi'], 'ari': max(0.0, cs['ari']), 'ari_raw': cs['ari'],
-        'pixel_accuracy': res['pixel_accuracy'], 'per_class_iou': res['per_class_iou'],
-        'present_classes': res['present_classes'], 'assignment': res['assignment'],
-        'method': args.method, 'patch_assignment': args.assignment, 'mode': args.mode,
-        'num_images': len(masks),
-        'num_pred': num_pred, 'num_gt': num_gt, 'num_pixels': cs['num_pixels'],
-        'background_threshold': args.background_threshold, 'size': args.size,
-        'split': args.split, 'config': args.config, 'checkpoint': args.checkpoint,
-        'data_root': args.data_root}
-    print(f"{args.method} ({args.mode}) on {len(masks)} images, {num_pred} segments vs "
-          f"{num_gt} classes: mIoU {100 * res['miou']:.2f}  NMI {100 * cs['nmi']:.2f}  "
-          f"ARI {100 * cs['ari']:.2f}  pixel acc. {100 * res['pixel_accuracy']:.2f}")
+    result = evaluate_parts(
+        model, args.data_root, mode=args.mode, method=args.method, assignment=args.assignment,
+        num_clusters=args.num_clusters, background_threshold=args.background_threshold,
+        split=args.split, max_images=args.max_images, size=args.size, seed=args.seed)
+    result.update(background_threshold=args.background_threshold, size=args.size,
+                  split=args.split, config=args.config, checkpoint=args.checkpoint,
+                  data_root=args.data_root)
+    print(f"{result['method']} ({args.mode}) on {result['num_images']} images, "
+          f"{result['num_pred']} segments vs {result['num_gt']} classes: "
+          f"mIoU {100 * result['miou']:.2f}  NMI {100 * result['nmi']:.2f}  "
+          f"ARI {100 * result['ari']:.2f}  pixel acc. {100 * result['pixel_accuracy']:.2f}")
     if args.out:
         print(f'wrote {write_json(args.out, result)}')
     return result

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from rats_mm.analysis import (build_register_dictionary, register_patch_similarity,  # noqa
                               render_dictionary_heatmap, similarity_maps)
-from rats_mm.engine.backbone_io import (add_model_args, category_labels, features,  # noqa
+from rats_mm.analysis.io import (add_model_args, category_labels, features,  # noqa
                                         fit_to_patches, image_files, load_image, make_parser,
                                         model_from_args, prefix_tokens, prepare_image, run_cli,
                                         write_json)

@@ -16,7 +16,7 @@ import os
 
 from rats_mm.analysis import (register_patch_similarity, render_part_overlay,
                               render_similarity_grid, similarity_maps, upsample_labels)
-from rats_mm.engine.backbone_io import (IMAGE_EXTENSIONS, add_model_args,
+from rats_mm.analysis.io import (IMAGE_EXTENSIONS, add_model_args,
                                         features, fit_to_patches, load_image, make_parser,
                                         model_from_args, prefix_tokens, prepare_image, run_cli)
 

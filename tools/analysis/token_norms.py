@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from rats_mm.analysis import (patch_token_norms, render_norm_histograms,
                               token_norm_stats)
-from rats_mm.engine.backbone_io import (image_files, make_parser, model_from_args,  # noqa
+from rats_mm.analysis.io import (image_files, make_parser, model_from_args,  # noqa
                                         prepare_image, run_cli, write_json)
 
 

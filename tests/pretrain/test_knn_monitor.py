@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rats_mm.engine.hooks import _shard_features, knn_top1
+from rats_mm.pretrain.hooks import _shard_features, knn_top1
 
 
 class TinyDataset(torch.utils.data.Dataset):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 
-from rats_mm.engine.dino import DINOPretrainer
+from rats_mm.pretrain.dino import DINOPretrainer
 from rats_mm.ssl import cosine_schedule
 
 BACKBONE = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_registers=4)
@@ -78,7 +78,7 @@ def test_tensor_mode_gives_teacher_embeddings():
 def test_schedule_hook_values():
     from types import SimpleNamespace
 
-    from rats_mm.engine.hooks import DINOScheduleHook
+    from rats_mm.pretrain.hooks import DINOScheduleHook
     model = tiny_model()
     hook = DINOScheduleHook(momentum=(0.996, 1.0), teacher_temp=(0.04, 0.07),
                             teacher_temp_warmup_iters=10)
@@ -98,7 +98,7 @@ def test_teacher_never_runs_drop_path_from_the_imagenet_config():
     from mmengine.config import Config
     from mmengine.registry import MODELS
 
-    import rats_mm.engine  # noqa: F401  (registers DINOPretrainer)
+    import rats_mm.pretrain  # noqa: F401  (registers DINOPretrainer)
     cfg = Config.fromfile('configs/dino_rats_vits16_in1k.py')
     cfg.model.backbone.update(img_size=32, embed_dim=32, depth=2, num_heads=2,
                               num_registers=4, drop_path_rate=0.5)
@@ -126,7 +126,7 @@ def test_train_step_logs_teacher_target_entropies():
 
 
 def test_per_parameter_optim_wrapper_clips_each_parameter():
-    from rats_mm.engine.dino import DINOOptimWrapper
+    from rats_mm.pretrain.dino import DINOOptimWrapper
     a = torch.nn.Parameter(torch.zeros(2))
     b = torch.nn.Parameter(torch.zeros(2))
     wrapper = DINOOptimWrapper(torch.optim.SGD([a, b], lr=1.0),
@@ -145,7 +145,7 @@ def test_collapse_monitor_warns_after_a_sustained_stretch():
 
     from mmengine.logging import MessageHub
 
-    from rats_mm.engine.hooks import CollapseMonitorHook
+    from rats_mm.pretrain.hooks import CollapseMonitorHook
     warnings = []
     runner = SimpleNamespace(iter=0, logger=SimpleNamespace(warning=warnings.append),
                              message_hub=MessageHub.get_instance('collapse_test'))

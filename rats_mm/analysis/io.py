@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..analysis.readers import IMAGE_EXTENSIONS, load_rgb
+from .readers import IMAGE_EXTENSIONS, load_rgb
 from ..models import RatsViT, load_pretrained
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args',
@@ -33,7 +33,8 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args'
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
-WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained')
+WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
+                'with_cp')
 _VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
 
 
@@ -275,7 +276,7 @@ def part_items(data_root, split=None, max_images=None):
         tuple[Iterator[dict], int]: lazily read ``image``, ``parts``, ``path`` items (see
         ``PartFolder``) and their number.
     """
-    from ..analysis import PartFolder
+    from .readers import PartFolder
     folder = PartFolder(data_root)
     wanted = set(image_files(data_root, split))
     idx = [i for i, p in enumerate(folder.images) if p in wanted][:max_images or None]

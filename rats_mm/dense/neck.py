@@ -2,18 +2,9 @@
 
 Registered as ``RatsSimpleFPN`` in mmseg's and mmdet's ``MODELS`` by the plugins.
 """
-import torch.nn.functional as F
 from mmengine.model import BaseModule
+from timm.layers import LayerNorm2d  # LayerNorm over the channels of (B, C, H, W) maps
 from torch import nn
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a (B, C, H, W) map."""
-
-    def forward(self, x):
-        x = x.permute(0, 2, 3, 1)                                      # (B, H, W, C)
-        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)                                   # (B, C, H, W)
 
 
 def _rescale(dim, scale):

@@ -18,6 +18,8 @@ class RatsViTBackbone(BaseModule):
         norm_maps (bool): Apply the final norm to the returned maps.
         frozen_stages (int): Freeze the embeddings and the first ``frozen_stages`` blocks
             (-1: nothing frozen, 0: embeddings only).
+        with_cp (bool): Activation checkpointing of the blocks in training (as mmseg's ViT
+            ``with_cp``): less memory, one more forward per block in the backward pass.
         init_cfg (dict | None): ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             checkpoint ``rats_mm.models.checkpoint_filter_fn`` reads (``weights_only=True``
             unless ``trust_checkpoint=True`` is added). A missing file is an error unless
@@ -31,7 +33,7 @@ class RatsViTBackbone(BaseModule):
     """
 
     def __init__(self, out_indices=(-1,), norm_maps=True, frozen_stages=-1, init_cfg=None,
-                 **vit_kwargs):
+                 with_cp=False, **vit_kwargs):
         super().__init__(init_cfg=init_cfg)
         if init_cfg is not None and init_cfg.get('type') != 'Pretrained':
             raise ValueError(f"init_cfg type {init_cfg.get('type')!r}: only 'Pretrained' is "
@@ -39,7 +41,8 @@ class RatsViTBackbone(BaseModule):
         if init_cfg is not None and not init_cfg.get('checkpoint'):
             raise ValueError("init_cfg=dict(type='Pretrained') needs a 'checkpoint' path")
         self.vit = RatsViT(**vit_kwargs)
-        self.out_indices = tuple(self.vit._resolve_indices(list(out_indices)))
+        self.vit.set_grad_checkpointing(with_cp)
+        self.out_indices = tuple(self.vit.take_indices(list(out_indices))[0])
         self.norm_maps = norm_maps
         depth = len(self.vit.blocks)
         if not -1 <= frozen_stages <= depth:
@@ -98,6 +101,7 @@ class RatsViTBackbone(BaseModule):
         pad_h, pad_w = -x.shape[-2] % p, -x.shape[-1] % p
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        final, inter = self.vit.forward_intermediates(
-            x, indices=list(self.out_indices), norm=self.norm_maps, return_registers=False)
-        return (*inter, final['x_norm_regtokens'])
+        final, maps = self.vit.forward_intermediates(x, indices=list(self.out_indices),
+                                                     norm=self.norm_maps)
+        c = int(self.vit.has_class_token)
+        return (*maps, final[:, c:self.vit.num_prefix_tokens])    # registers (B, N, D)

@@ -55,8 +55,8 @@ def load_config(args):
         hooks.append(dict(type='PlainCheckpointHook'))  # checkpoints load weights_only
     cfg.custom_hooks = hooks
     cfg.setdefault('custom_imports', dict(imports=[], allow_failed_imports=False))
-    if 'rats_mm.engine' not in cfg.custom_imports.imports:
-        cfg.custom_imports.imports.append('rats_mm.engine')
+    if 'rats_mm.runtime' not in cfg.custom_imports.imports:  # PlainCheckpointHook
+        cfg.custom_imports.imports.append('rats_mm.runtime')
     return cfg
 
 

@@ -1,0 +1,16 @@
+"""DINO pretraining on mmengine: the pretraining model, its data, hooks and optim wrappers,
+registered in mmengine's registries. Loaded by the pretraining configs
+(``custom_imports = dict(imports=['rats_mm.pretrain'])``); no segmentation or detection run
+imports it."""
+from ..runtime import PlainCheckpointHook
+from .data import EvalTransform, ImageFolderDataset, multicrop_collate
+from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
+                   DINOPretrainer, StudentOptimWrapperConstructor)
+from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook, ThroughputHook,
+                    knn_top1)
+
+__all__ = [
+    'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
+    'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook', 'EvalTransform',
+    'ImageFolderDataset', 'KNNMonitorHook', 'PlainCheckpointHook',
+    'StudentOptimWrapperConstructor', 'ThroughputHook', 'knn_top1', 'multicrop_collate']
