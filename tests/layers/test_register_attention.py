@@ -66,12 +66,32 @@ def test_registers_of_one_head_do_not_reach_another_head():
         assert torch.all(base[:, r, other] == 0)
 
 
-def test_compress_weights_are_distributions_over_patches():
-    attn = RegisterAttention(32, 2, 4)
-    w = attn.compress_weights(torch.randn(2, 4 + 9, 32))
-    assert w.shape == (2, 4, 9)
-    assert torch.allclose(w.sum(-1), torch.ones(2, 4), atol=1e-6)
-    assert (w >= 0).all()
+def test_compress_weights_match_a_loop_over_heads():
+    torch.manual_seed(2)
+    D, H, N, L = 32, 2, 4, 9
+    attn = RegisterAttention(D, H, N).double()
+    x = torch.randn(2, N + L, D, dtype=torch.float64)
+    w = attn.compress_weights(x)                                       # (B, N, L)
+    assert w.shape == (2, N, L)
+    n, d = N // H, D // H
+    q, k = (x @ attn.qkv.weight.T + attn.qkv.bias)[..., :2 * D].split(D, dim=-1)
+    for r in range(N):
+        cols = slice((r // n) * d, (r // n + 1) * d)
+        logits = torch.einsum('bc,blc->bl', q[:, r, cols], k[:, N:, cols]) / math.sqrt(d)
+        want = torch.softmax(logits, dim=-1)                           # (B, L)
+        assert torch.allclose(w[:, r], want, atol=1e-12)
+
+
+def test_without_qkv_bias_matches_the_reference():
+    torch.manual_seed(3)
+    attn = RegisterAttention(32, 4, 8, qkv_bias=False).double()
+    assert attn.qkv.bias is None
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 8 + 6, 32, dtype=torch.float64)
+    want = reference_register_attention(x, attn.qkv.weight, torch.zeros(96, dtype=x.dtype),
+                                        attn.proj.weight, attn.proj.bias, 4, 8)
+    assert (attn(x) - want).norm() / want.norm() < 1e-9
 
 
 def test_gradients_reach_every_parameter_and_input():

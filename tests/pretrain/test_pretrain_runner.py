@@ -12,7 +12,7 @@ import torch
 from rats_mm.models import RatsViT
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = 'tests/engine/configs/tiny_dino.py'
+CONFIG = 'tests/pretrain/configs/tiny_dino.py'
 BACKBONE = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_registers=4)
 
 
