@@ -89,7 +89,8 @@ def segment_parts(model, data_root, method=None, assignment='cosine', num_cluste
     if count == 0:
         raise FileNotFoundError(f'no images to evaluate under {data_root} (split={split})')
     labels, grids, masks = [], [], []
-    for item in tqdm(items, total=count, desc='segmenting', unit='image', leave=False):
+    for item in tqdm(items, total=count, desc='segmenting', unit='image', leave=False,
+                     disable=None):  # shown on a terminal only
         image = prepare_image(item['image'], model.patch_size, size)
         out = features(model, image)
         masks.append(prepare_labels(item['parts'], model.patch_size, size))

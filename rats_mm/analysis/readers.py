@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 __all__ = ['IMAGE_EXTENSIONS', 'PartFolder', 'read_partimagenet', 'read_pascal_part']
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+IMAGE_EXTENSIONS = IMG_EXTENSIONS  # torchvision's list, shared with the pretraining data
 IGNORE = 255
 
 

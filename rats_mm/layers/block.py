@@ -1,8 +1,7 @@
 """Transformer block with either register attention (RATS) or full self-attention (ViT)."""
 from functools import partial
 
-from timm.layers import DropPath, LayerScale, Mlp
-from timm.models.vision_transformer import Attention
+from timm.layers import Attention, DropPath, LayerScale, Mlp
 from torch import nn
 
 from .register_attention import RegisterAttention

@@ -8,10 +8,10 @@ from mmengine.logging import print_log
 from mmengine.registry import DATASETS, FUNCTIONS, TRANSFORMS
 from PIL import Image
 from torchvision import transforms as T
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..ssl import MultiCropAugmentation, collate_multicrop
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.ppm', '.pgm')
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 TRANSFORMS.register_module('MultiCropAugmentation', module=MultiCropAugmentation)

@@ -115,3 +115,52 @@ def test_file_needing_more_than_weights_is_refused(tmp_path):
     plain = tmp_path / 'plain.pth'
     torch.save(timm_vit().state_dict(), plain)
     assert 'cls_token' in load_checkpoint_file(str(plain))
+
+
+def test_original_dino_training_checkpoint_matches_timm():
+    """DINO's own ``checkpoint.pth``: student under ``module.`` (DDP), teacher plain, each a
+    ``backbone.`` (timm names) plus a ``head.``; the teacher backbone is what gets loaded."""
+    ref = timm_vit()
+    backbone = ref.state_dict()
+    head = {'head.mlp.0.weight': torch.randn(8, 32), 'head.last_layer.weight_g': torch.ones(4, 1)}
+    ckpt = {'student': {f'module.backbone.{k}': torch.randn_like(v) for k, v in backbone.items()},
+            'teacher': {**{f'backbone.{k}': v for k, v in backbone.items()}, **head},
+            'epoch': 100}
+    model = RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full').eval()
+    model.load_state_dict(checkpoint_filter_fn(ckpt, model), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want, got = ref.forward_features(x), model.forward_features(x)
+    assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
+    assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-5
+
+
+def test_dinov2_without_registers_matches_timm():
+    ref = timm_vit(no_embed_class=False, init_values=0.1)
+    sd = ref.state_dict()
+    dinov2 = {**{k: v for k, v in sd.items() if not k.startswith('blocks.')},
+              'mask_token': torch.zeros(1, 32)}
+    for k, v in sd.items():
+        if k.startswith('blocks.'):
+            _, i, rest = k.split('.', 2)
+            dinov2[f'blocks.0.{i}.{rest}'] = v
+    assert detect_source(dinov2) == 'dinov2'
+    model = RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full',
+                    init_values=0.1).eval()
+    model.load_state_dict(checkpoint_filter_fn(dinov2, model), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want, got = ref.forward_features(x), model.forward_features(x)
+    assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-5
+
+
+def test_position_resampling_matches_timm_dynamic_size_on_non_square_inputs():
+    ref = timm_vit(dynamic_img_size=True)
+    model = RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full').eval()
+    model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
+    for h, w in ((48, 80), (24, 40), (64, 16)):
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            want, got = ref.forward_features(x), model.forward_features(x)
+        assert got['grid_size'] == (h // 8, w // 8)
+        assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-4, (h, w)

@@ -67,6 +67,19 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     want, got = schedule_lines(straight), schedule_lines(resumed)
     assert set(got) == set(range(killed_at + 1, killed_at + 5))
     assert all(got[i] == want[i] for i in got)
+    # and so does the state: teacher, centre and optimiser equal the uninterrupted run's (to
+    # float reduction order; a centre or moment lost on resume would differ by ~0.1)
+    straight_ckpt = torch.load(tmp_path / 'straight' / f'iter_{killed_at + 4}.pth',
+                               map_location='cpu', weights_only=True)
+    for key in ('teacher.backbone.registers', 'teacher.head.last_layer.parametrizations.'
+                'weight.original1', 'student.backbone.blocks.0.attn.qkv.weight',
+                'criterion.center'):
+        assert torch.allclose(ckpt['state_dict'][key], straight_ckpt['state_dict'][key],
+                              atol=1e-3), key
+    moments = [s['exp_avg'] for s in ckpt['optimizer']['state'].values()]
+    want_moments = [s['exp_avg'] for s in straight_ckpt['optimizer']['state'].values()]
+    assert len(moments) == len(want_moments) > 0
+    assert all(torch.allclose(m, w, atol=1e-3) for m, w in zip(moments, want_moments))
     # the unreadable file was skipped and counted, and the k-NN monitor ran after training
     assert re.search(r'skipped_images: 1\b', straight)
     assert 'k-NN (k=3) top-1' in straight and (tmp_path / 'straight' / 'knn.json').exists()
@@ -86,8 +99,16 @@ def test_two_process_gloo_pretraining(tmp_path, make_image_folder):
            '--cfg-options', 'train_cfg.max_iters=2', f'train_dataloader.dataset.data_root={data}']
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    assert (work / 'iter_2.pth').exists()
-    assert 'Distributed training: True' in res.stdout + res.stderr
+    log = res.stdout + res.stderr
+    assert 'Distributed training: True' in log and re.search(r'GPU number: 2\b', log), log[-2000:]
+    ckpt = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=True)
+    assert ckpt['meta']['iter'] == 2
+    sd = ckpt['state_dict']
+    # two optimiser steps and EMA updates happened: student and teacher have moved apart
+    key = 'backbone.blocks.0.attn.qkv.weight'
+    assert not torch.equal(sd[f'student.{key}'], sd[f'teacher.{key}'])
+    # images_per_s counts both processes' batches
+    assert re.search(r'images_per_s: \d', log)
 
 
 def test_readme_folder_command_on_unlabelled_images(tmp_path):
