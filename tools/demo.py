@@ -169,9 +169,12 @@ def analyse_parts():
                     num_clusters=num_registers)
     images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
               for i in range(800, 804)]
-    tool('tools/analysis/similarity_maps.py', 'configs/demo/dino_rats_synthetic.py',
-         os.path.join(WORK, 'backbone.pth'), *images, '--out-dir',
-         os.path.join(WORK, 'similarity'))
+    from rats_mm.analysis.io import load_backbone
+    from rats_mm.analysis.maps import write_similarity_maps
+    model = load_backbone(os.path.join(ROOT, 'configs/demo/dino_rats_synthetic.py'),
+                          os.path.join(ROOT, WORK, 'backbone.pth'))
+    write_similarity_maps(model, [os.path.join(ROOT, p) for p in images],
+                          os.path.join(ROOT, WORK, 'similarity'))
     return {'part_num_segments': num_registers,
             'part_miou_single_segment': single_segment_miou(),
             'part_num_gt_classes': rats['num_gt'],

@@ -1,9 +1,14 @@
 """Analysis core: part metrics, register / k-means segmentation, similarity maps, part
-dataset readers, the register dictionary and token-norm statistics.
+dataset readers, the register dictionary, token-norm and register statistics, training
+curves, and the evaluations the tools and the demo run (``evaluate_parts``,
+``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``).
 
-Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab.
+Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab
+(``analysis.io`` parses config files with mmengine's parser, imported when called).
 """
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
+from .dictionary_report import register_dictionary_report
+from .maps import write_similarity_maps
 from .metrics import clustering_scores, confusion_matrix, part_miou
 from .part_eval import evaluate_parts, segment_parts
 from .readers import IMAGE_EXTENSIONS, PartFolder, read_partimagenet, read_pascal_part
@@ -12,13 +17,15 @@ from .segment import kmeans, kmeans_assignment, register_assignment, upsample_la
 from .similarity import (register_palette, register_patch_similarity, render_part_overlay,
                          render_similarity_grid, similarity_maps)
 from .training_curves import read_scalars, render_training_curves
-from .token_norms import patch_token_norms, render_norm_histograms, token_norm_stats
+from .token_norms import (dataset_token_norms, patch_token_norms, render_norm_histograms,
+                          render_outlier_fractions, token_norm_stats)
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'evaluate_parts', 'segment_parts', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
-    'confusion_matrix', 'kmeans', 'kmeans_assignment', 'part_miou', 'patch_token_norms',
-    'read_partimagenet', 'read_pascal_part', 'read_scalars', 'register_assignment',
-    'register_palette', 'register_patch_similarity', 'register_similarity', 'registers_in_use',
-    'render_dictionary_heatmap', 'render_norm_histograms', 'render_part_overlay',
-    'render_similarity_grid', 'render_training_curves', 'similarity_maps', 'token_norm_stats',
-    'upsample_labels']
+    'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
+    'confusion_matrix', 'dataset_token_norms', 'evaluate_parts', 'kmeans', 'kmeans_assignment',
+    'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part', 'read_scalars',
+    'register_assignment', 'register_dictionary_report', 'register_palette',
+    'register_patch_similarity', 'register_similarity', 'registers_in_use',
+    'render_dictionary_heatmap', 'render_norm_histograms', 'render_outlier_fractions',
+    'render_part_overlay', 'render_similarity_grid', 'render_training_curves', 'segment_parts',
+    'similarity_maps', 'token_norm_stats', 'upsample_labels', 'write_similarity_maps']

@@ -131,11 +131,10 @@ def render_similarity_grid(image, maps, path, ncols=8):
 
 
 def _resize_nearest(labels, size):
-    """(h, w) integer labels -> (H, W) by nearest neighbour (same rule as segment.py)."""
-    h, w = labels.shape
-    rows = np.minimum((np.arange(size[0]) * h) // size[0], h - 1)
-    cols = np.minimum((np.arange(size[1]) * w) // size[1], w - 1)
-    return labels[rows][:, cols]                                            # (H, W)
+    """(h, w) integer labels -> (H, W) by nearest neighbour (``upsample_labels``' rule)."""
+    from .segment import upsample_labels  # segment imports this module
+    flat = torch.from_numpy(labels).reshape(1, -1)                          # (1, h*w)
+    return upsample_labels(flat, labels.shape, size)[0].numpy()             # (H, W)
 
 
 def render_part_overlay(image, labels_hw, path, num_registers, alpha=0.5):

@@ -16,7 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ['patch_token_norms', 'token_norm_stats', 'render_norm_histograms']
+from .io import prepare_image
+
+__all__ = ['dataset_token_norms', 'patch_token_norms', 'render_norm_histograms',
+           'render_outlier_fractions', 'token_norm_stats']
 
 
 @torch.no_grad()
@@ -121,3 +124,43 @@ def render_norm_histograms(stats, path, ncols=4):
     FigureCanvasAgg(fig)
     fig.savefig(str(path), dpi=fig.dpi)
     return str(path)
+
+
+@torch.no_grad()
+def dataset_token_norms(model, files, size=None, device='cpu'):
+    """Per block, the patch-token norms of all images (images may differ in size).
+
+    Args:
+        model (RatsViT): The backbone (eval mode).
+        files (Sequence[str]): Image files.
+        size (int | None): Resize the short side to this before cropping to the patch grid.
+        device (str | torch.device): Where the model runs.
+
+    Returns:
+        list[Tensor]: One 1-D tensor per block: the norms of every patch of every image.
+    """
+    per_layer = [[] for _ in model.blocks]
+    for path in files:
+        norms = patch_token_norms(model, prepare_image(path, model.patch_size, size).to(device))
+        for acc, n in zip(per_layer, norms):
+            acc.append(n.reshape(-1).cpu())
+    return [torch.cat(acc) for acc in per_layer]
+
+
+def render_outlier_fractions(results, path):
+    """Save a PNG: outlier fraction per layer, one line per model.
+
+    Args:
+        results (dict): Model label -> :func:`token_norm_stats` result.
+        path (str): PNG file to write.
+    """
+    fig = Figure(figsize=(5.0, 3.2), dpi=100)
+    ax = fig.subplots()
+    for label, r in results.items():
+        fr = [100 * s['outlier_fraction'] for s in r['layers']]
+        ax.plot(range(len(fr)), fr, marker='o', label=label)
+    ax.set(xlabel='block', ylabel='% high-norm patch tokens')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=fig.dpi)

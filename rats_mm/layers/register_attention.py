@@ -1,4 +1,5 @@
-"""Register attention: patches talk only through registers (compress -> communicate -> broadcast)."""
+"""Register attention: patches talk only through registers (compress, communicate,
+broadcast)."""
 import torch
 import torch.nn.functional as F
 from torch import nn

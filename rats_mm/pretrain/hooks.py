@@ -8,6 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
+from ..ssl.checks import check_int
 from .data import multicrop_collate
 
 
@@ -92,8 +93,7 @@ class CollapseMonitorHook(Hook):
     }
 
     def __init__(self, patience=100, uniform_ratio=0.9, onehot_ratio=0.1):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f'patience must be an integer >= 1, got {patience!r}')
+        check_int('patience', patience, 1)
         self.patience, self.uniform_ratio, self.onehot_ratio = (
             patience, uniform_ratio, onehot_ratio)
         self.state, self.stretch, self.warnings = None, 0, 0

@@ -4,6 +4,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from .checks import check_int
+
 __all__ = ['DINOHead', 'cancel_last_layer_gradients', 'clip_gradients_per_parameter']
 
 
@@ -56,8 +58,7 @@ class DINOHead(nn.Module):
         for name, value in (('in_dim', in_dim), ('out_dim', out_dim),
                             ('hidden_dim', hidden_dim), ('bottleneck_dim', bottleneck_dim),
                             ('nlayers', nlayers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+            check_int(name, value, 1)
         self.norm_last_layer = norm_last_layer
         self.mlp = _build_mlp(nlayers, in_dim, bottleneck_dim, hidden_dim, use_bn)
         self.apply(self._init_weights)

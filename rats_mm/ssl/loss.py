@@ -6,6 +6,8 @@ from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from .checks import check_int
+
 __all__ = ['CENTERINGS', 'DINOLoss', 'sinkhorn_knopp', 'target_entropies']
 
 CENTERINGS = ('centering', 'sinkhorn_knopp')
@@ -41,18 +43,14 @@ class DINOLoss(nn.Module):
     def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9, centering='centering',
                  sinkhorn_iterations=3):
         super().__init__()
-        if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
-            raise ValueError(f'out_dim must be an integer >= 1, got {out_dim!r}')
+        check_int('out_dim', out_dim, 1)
         if not student_temp > 0:
             raise ValueError(f'student_temp must be > 0, got {student_temp!r}')
         if not 0.0 <= center_momentum <= 1.0:
             raise ValueError(f'center_momentum must be in [0, 1], got {center_momentum!r}')
         if centering not in CENTERINGS:
             raise ValueError(f'centering={centering!r} is not one of {CENTERINGS}')
-        if isinstance(sinkhorn_iterations, bool) or not isinstance(sinkhorn_iterations, int) \
-                or sinkhorn_iterations < 1:
-            raise ValueError(f'sinkhorn_iterations must be an integer >= 1, '
-                             f'got {sinkhorn_iterations!r}')
+        check_int('sinkhorn_iterations', sinkhorn_iterations, 1)
         self.centering = centering
         self.sinkhorn_iterations = sinkhorn_iterations
         self.last_stats = {}
@@ -79,8 +77,7 @@ class DINOLoss(nn.Module):
             raise ValueError(f'teacher_temp must be > 0, got {teacher_temp!r}')
         for name, n in (('num_student_crops', num_student_crops),
                         ('num_teacher_crops', num_teacher_crops)):
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f'{name} must be an integer >= 1, got {n!r}')
+            check_int(name, n, 1)
         if num_student_crops * num_teacher_crops - min(num_student_crops,
                                                        num_teacher_crops) == 0:
             raise ValueError('no crop pair with different indices: need more than one crop '

@@ -4,10 +4,11 @@ Recipe of facebookresearch/dino (``DataAugmentationDINO``) with the torchvision 
 dinov2 uses for blur and solarisation, so every random draw comes from torch's RNG and a
 seed makes the crops reproducible.
 """
-import numbers
 
 import torch
 from torchvision import transforms
+
+from .checks import check_int, check_probability
 
 __all__ = ['MultiCropAugmentation', 'collate_multicrop']
 
@@ -31,24 +32,6 @@ def _check_scale(name, scale):
     return lo, hi
 
 
-def _check_positive_int(name, value, allow_zero=False):
-    """Validate a (strictly, unless ``allow_zero``) positive integer.
-
-    Args:
-        name (str): Argument name used in the error message.
-        value (int): The value to check.
-        allow_zero (bool): Accept 0 as well.
-
-    Returns:
-        int: ``value`` as an int.
-    """
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        bound = '>= 0' if allow_zero else '> 0'
-        raise ValueError(f'{name} must be an integer {bound}, got {value!r}')
-    return int(value)
-
-
 def _check_channels(name, values, positive):
     """Validate a per-channel (R, G, B) triple.
 
@@ -68,13 +51,6 @@ def _check_channels(name, values, positive):
         cond = '3 numbers > 0' if positive else '3 numbers'
         raise ValueError(f'{name} must be {cond}, got {values!r}')
     return out
-
-
-def _check_probability(name, value):
-    """Validate a probability in [0, 1] and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f'{name} must be a probability in [0, 1], got {value!r}')
-    return float(value)
 
 
 def _check_jitter(values):
@@ -134,20 +110,19 @@ class MultiCropAugmentation:
                  color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2):
         self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
         self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
-        self.local_crops_number = _check_positive_int(
-            'local_crops_number', local_crops_number, allow_zero=True)
-        self.global_crop_size = _check_positive_int('global_crop_size', global_crop_size)
-        self.local_crop_size = _check_positive_int('local_crop_size', local_crop_size)
+        self.local_crops_number = check_int('local_crops_number', local_crops_number, 0)
+        self.global_crop_size = check_int('global_crop_size', global_crop_size, 1)
+        self.local_crop_size = check_int('local_crop_size', local_crop_size, 1)
         self.mean = _check_channels('mean', mean, positive=False)
         self.std = _check_channels('std', std, positive=True)
         self.color_jitter = _check_jitter(color_jitter)
-        self.grayscale_p = _check_probability('grayscale_p', grayscale_p)
-        self.color_jitter_p = _check_probability('color_jitter_p', color_jitter_p)
-        self.solarize_p = _check_probability('solarize_p', solarize_p)
+        self.grayscale_p = check_probability('grayscale_p', grayscale_p)
+        self.color_jitter_p = check_probability('color_jitter_p', color_jitter_p)
+        self.solarize_p = check_probability('solarize_p', solarize_p)
         if len(tuple(blur_p)) != 3:
             raise ValueError(f'blur_p must be 3 probabilities (global 1, global 2, local), '
                              f'got {blur_p!r}')
-        self.blur_p = tuple(_check_probability('blur_p', p) for p in blur_p)
+        self.blur_p = tuple(check_probability('blur_p', p) for p in blur_p)
         self.scale_blur_to_crop = bool(scale_blur_to_crop)
         self.global_transform1, self.global_transform2, self.local_transform = (
             self._build_transforms())

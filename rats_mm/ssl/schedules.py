@@ -7,41 +7,10 @@ the ``total_steps - warmup_steps`` remaining steps without quite reaching ``fina
 which every ``step >= total_steps`` returns.
 """
 import math
-import numbers
+
+from .checks import check_finite, check_int
 
 __all__ = ['cosine_schedule', 'linear_warmup_then_constant']
-
-
-def _check_int(name, value, low):
-    """Validate an integer argument ``>= low``.
-
-    Args:
-        name (str): Argument name used in the error message.
-        value (int): The value to check.
-        low (int): Smallest allowed value.
-
-    Returns:
-        int: ``value`` as an int.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
-    return int(value)
-
-
-def _check_float(name, value):
-    """Validate a finite real number.
-
-    Args:
-        name (str): Argument name used in the error message.
-        value (float): The value to check.
-
-    Returns:
-        float: ``value`` as a float.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value):
-        raise ValueError(f'{name} must be a finite number, got {value!r}')
-    return float(value)
 
 
 def _linspace_value(step, num, start, end):
@@ -78,15 +47,15 @@ def cosine_schedule(step, total_steps, base_value, final_value, warmup_steps=0,
     Returns:
         float: The scheduled value at ``step``.
     """
-    step = _check_int('step', step, 0)
-    total_steps = _check_int('total_steps', total_steps, 1)
-    warmup_steps = _check_int('warmup_steps', warmup_steps, 0)
+    step = check_int('step', step, 0)
+    total_steps = check_int('total_steps', total_steps, 1)
+    warmup_steps = check_int('warmup_steps', warmup_steps, 0)
     if warmup_steps > total_steps:
         raise ValueError(f'warmup_steps ({warmup_steps}) must not exceed total_steps '
                          f'({total_steps})')
-    base_value = _check_float('base_value', base_value)
-    final_value = _check_float('final_value', final_value)
-    warmup_start_value = _check_float('warmup_start_value', warmup_start_value)
+    base_value = check_finite('base_value', base_value)
+    final_value = check_finite('final_value', final_value)
+    warmup_start_value = check_finite('warmup_start_value', warmup_start_value)
     if step >= total_steps:
         return final_value
     if step < warmup_steps:
@@ -107,10 +76,10 @@ def linear_warmup_then_constant(step, warmup_steps, start_value, final_value):
     Returns:
         float: The scheduled value at ``step``.
     """
-    step = _check_int('step', step, 0)
-    warmup_steps = _check_int('warmup_steps', warmup_steps, 0)
-    start_value = _check_float('start_value', start_value)
-    final_value = _check_float('final_value', final_value)
+    step = check_int('step', step, 0)
+    warmup_steps = check_int('warmup_steps', warmup_steps, 0)
+    start_value = check_finite('start_value', start_value)
+    final_value = check_finite('final_value', final_value)
     if step >= warmup_steps:
         return final_value
     return _linspace_value(step, warmup_steps, start_value, final_value)

@@ -11,14 +11,15 @@ D is the generic layout: D/images/** and D/parts/<same relative stem>.png (uint8
 its most similar register (cosine), or to an extra background segment when its best
 similarity is below T; with ``--assignment broadcast`` each patch goes instead to the register
 it reads most from in the last block's broadcast step (RATS only). ``kmeans``: k-means on
-the patch features of all images jointly (K defaults to the number of registers). Patch labels are upsampled (nearest) to the image,
-which, like its mask, is centre-cropped to a multiple of the patch size (after an optional
-resize of the short side to S). Background (id 0) is scored as one ground-truth class like any
+the patch features of all images jointly (K defaults to the number of registers). Patch
+labels are upsampled (nearest) to the image, which, like its mask, is centre-cropped to a
+multiple of the patch size (after an optional resize of the short side to S). Background (id 0) is scored as one ground-truth class like any
 part; a thresholded background segment is matched like any other segment. ``num_gt`` is the
 largest part id seen + 1. ``ari`` is clipped at 0 (chance level) so all three scores are
 fractions in [0, 1]; the signed value is kept as ``ari_raw``.
 """
-from rats_mm.analysis.io import add_model_args, make_parser, model_from_args, run_cli, write_json
+from rats_mm.analysis.io import (add_model_args, make_parser, model_from_args, run_cli,
+                                 write_json)
 from rats_mm.analysis.part_eval import evaluate_parts
 
 

@@ -15,13 +15,10 @@ from types import SimpleNamespace
 
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from rats_mm.analysis import (patch_token_norms, render_norm_histograms,
-                              token_norm_stats)
-from rats_mm.analysis.io import (image_files, make_parser, model_from_args,  # noqa
-                                        prepare_image, run_cli, write_json)
+from rats_mm.analysis import (dataset_token_norms, render_norm_histograms,
+                              render_outlier_fractions, token_norm_stats)
+from rats_mm.analysis.io import image_files, make_parser, model_from_args, run_cli, write_json
 
 
 def parse_args(argv=None):
@@ -64,31 +61,6 @@ def model_labels(models, labels):
     return labels
 
 
-@torch.no_grad()
-def layer_norms(model, files, size, device):
-    """Per block, the (T,) patch-token norms of all images (images may differ in size)."""
-    per_layer = [[] for _ in model.blocks]
-    for path in files:
-        norms = patch_token_norms(model, prepare_image(path, model.patch_size, size).to(device))
-        for acc, n in zip(per_layer, norms):
-            acc.append(n.reshape(-1).cpu())
-    return [torch.cat(acc) for acc in per_layer]
-
-
-def render_outlier_fractions(results, path):
-    """Save a PNG: outlier fraction per layer, one line per model."""
-    fig = Figure(figsize=(5.0, 3.2), dpi=100)
-    ax = fig.subplots()
-    for label, r in results.items():
-        fr = [100 * s['outlier_fraction'] for s in r['layers']]
-        ax.plot(range(len(fr)), fr, marker='o', label=label)
-    ax.set(xlabel='block', ylabel='% high-norm patch tokens')
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=fig.dpi)
-
-
 def main(argv=None):
     """Measure, plot and write the norm statistics of every model."""
     args = parse_args(argv)
@@ -99,7 +71,7 @@ def main(argv=None):
         model = model_from_args(SimpleNamespace(config=config, checkpoint=ckpt,
                                                 trust_checkpoint=args.trust_checkpoint,
                                                 device=args.device))
-        stats = token_norm_stats(layer_norms(model, files, args.size, args.device),
+        stats = token_norm_stats(dataset_token_norms(model, files, args.size, args.device),
                                  outlier_factor=args.outlier_factor)
         png = render_norm_histograms(stats, os.path.join(args.out_dir, f'norms_{label}.png'))
         results[label] = dict(stats, config=config, checkpoint=ckpt, png=png,
