@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
 from .io import (category_labels, features, fit_to_patches, image_files, load_image,
@@ -18,7 +19,7 @@ __all__ = ['collect_registers', 'register_dictionary_report', 'select_images']
 def collect_registers(model, files, size=None):
     """Per image: (N, D) registers and (N, L) register-patch cosine maps with their grid."""
     regs, sims = [], []
-    for path in files:
+    for path in tqdm(files, desc='registers', unit='image', leave=False, disable=None):
         out = features(model, prepare_image(path, model.patch_size, size))
         tokens = prefix_tokens(out)                                        # (1, N or 1, D)
         regs.append(tokens[0])

@@ -2,6 +2,8 @@
 and ``make demo`` write."""
 import os
 
+from tqdm import tqdm
+
 from .io import IMAGE_EXTENSIONS, features, fit_to_patches, load_image, prefix_tokens
 from .io import prepare_image
 from .segment import upsample_labels
@@ -78,7 +80,8 @@ def write_similarity_maps(model, images, out_dir, source='cosine', size=None):
     os.makedirs(out_dir, exist_ok=True)
     num_maps = model.num_registers or 1  # a plain ViT: its [CLS] token's map
     written = []
-    for path, stem in zip(files, output_stems(files)):
+    for path, stem in tqdm(list(zip(files, output_stems(files))), desc='similarity maps',
+                           unit='image', leave=False, disable=None):
         image = fit_to_patches(load_image(path), model.patch_size, size)    # (H, W, 3)
         sim, grid = _similarity(model, prepare_image(image, model.patch_size), source)
         H, W = image.shape[:2]

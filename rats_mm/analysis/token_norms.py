@@ -15,6 +15,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+from tqdm import tqdm
 
 from .io import prepare_image
 
@@ -140,7 +141,7 @@ def dataset_token_norms(model, files, size=None, device='cpu'):
         list[Tensor]: One 1-D tensor per block: the norms of every patch of every image.
     """
     per_layer = [[] for _ in model.blocks]
-    for path in files:
+    for path in tqdm(files, desc='token norms', unit='image', leave=False, disable=None):
         norms = patch_token_norms(model, prepare_image(path, model.patch_size, size).to(device))
         for acc, n in zip(per_layer, norms):
             acc.append(n.reshape(-1).cpu())

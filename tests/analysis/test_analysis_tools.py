@@ -170,6 +170,14 @@ def test_part_eval_cli(assets, synthetic_root, tmp_path):
     check_scores(result)
     assert result['method'] == 'registers' and result['mode'] == 'hungarian'
     assert result['num_images'] == 4 and result['num_pred'] == 4
+    # the JSON the tool writes is the library's in-process result
+    from rats_mm.analysis import evaluate_parts
+    model = load_backbone(str(assets / 'rats.py'), str(assets / 'rats.pth'))
+    here = evaluate_parts(model, synthetic_root, split='validation')
+    for key in ('miou', 'nmi', 'ari', 'pixel_accuracy', 'num_gt', 'present_classes'):
+        assert result[key] == pytest.approx(here[key]), key
+    for c in here['present_classes']:  # absent classes have no IoU (NaN / null)
+        assert result['per_class_iou'][c] == pytest.approx(here['per_class_iou'][c])
     # the plain ViT, downstream config, k-means, on the odd-sized generic folder
     out = tmp_path / 'vit.json'
     proc = run_tool('part_eval.py', assets / 'vit.py', assets / 'vit.pth', '--data-root',
