@@ -155,9 +155,7 @@ def prefix_tokens(out):
 
 # ----------------------------------------------------------------------------- images
 
-def load_image(path):
-    """(H, W, 3) uint8 RGB array of an image file; errors name the file."""
-    return load_rgb(path)
+load_image = load_rgb  # (H, W, 3) uint8 RGB array of an image file; errors name the file
 
 
 def _geometry(h, w, patch_size, size):
