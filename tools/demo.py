@@ -2,10 +2,10 @@
 
 Steps (each a project tool run as a user would run it; finished steps are reused, so a second
 `make demo` resumes instead of starting over):
-  1. generate the synthetic parts data if absent: scenes (data/synthetic) and object-centric
-     images (data/synthetic_objects);
-  2. DINO-pretrain the demo RATS and, with the same recipe, a plain ViT on the object-centric
-     images; export both teachers (work_dirs/demo/backbone.pth, backbone_vit.pth); k-NN of a
+  1. generate the synthetic parts data if absent: scenes (data/synthetic) and isolated
+     objects (data/synthetic_objects: one centred object on a plain background);
+  2. DINO-pretrain the demo RATS and, with the same recipe, a plain ViT on the isolated
+     objects; export both teachers (work_dirs/demo/backbone.pth, backbone_vit.pth); k-NN of a
      randomly initialised network as the reference; training curves of both runs;
   3. fine-tune Mask2Former with register queries from the RATS backbone on the synthetic
      ADE20K-style (semantic) and COCO-style (instance) data, and test both;
@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join('work_dirs', 'demo')
 DATA = os.path.join('data', 'synthetic')              # scenes: fine-tuning and part eval
-OBJECTS = os.path.join('data', 'synthetic_objects')   # object-centric: DINO pretraining
+OBJECTS = os.path.join('data', 'synthetic_objects')   # isolated objects: DINO pretraining
 
 
 def tool(*args):
@@ -189,7 +189,7 @@ def main():
     start = time.time()
     tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', '96', '--seed', '0')
     tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', '96', '--seed',
-         '0', '--layout', 'object_centric')
+         '0', '--layout', 'isolated')
     rats = pretrain('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'pretrain_rats'),
                     os.path.join(WORK, 'backbone.pth'))
     vit = pretrain('configs/demo/dino_vit_synthetic.py', os.path.join(WORK, 'pretrain_vit'),

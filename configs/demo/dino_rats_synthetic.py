@@ -1,8 +1,8 @@
-# Demo: a tiny RATS pretrained with DINO on generated object-centric synthetic images (no
-# downloads), sized for 2 CPU cores (about 0.45 s per iteration). `make demo` runs all of this;
+# Demo: a tiny RATS pretrained with DINO on generated images of single objects (no
+# downloads), sized for 2 CPU cores (about 0.25 s per iteration). `make demo` runs all of this;
 # by hand, make the data first:
 #   python tools/make_synthetic.py data/synthetic_objects --num-images 2000 --size 96 \
-#       --seed 0 --layout object_centric
+#       --seed 0 --layout isolated
 #   python tools/pretrain.py configs/demo/dino_rats_synthetic.py
 #   python tools/export_backbone.py work_dirs/dino_rats_synthetic/iter_400.pth \
 #       work_dirs/demo/backbone.pth
@@ -15,8 +15,10 @@
 #   category) with no jitter, blur or solarisation;
 # - teacher temperature 0.04 throughout and momentum 0.99 -> 1: a 400-iteration run cannot
 #   wait for a 0.996 EMA (it would still hold ~45 % of its random init at the end);
-# - object-centric images (one subject per image, as ImageNet): scenes with clutter let
-#   two crops share no object.
+# - isolated objects (one centred subject on a plain background) and the two global views
+#   only: with textured backgrounds the only cue DINO fits in this budget is the background,
+#   and local crops make the object-only task too hard (it collapses); this is the one
+#   measured setting whose k-NN rises above the random network's (0.40 -> 0.48).
 _base_ = ['../_base_/dino_runtime.py']
 
 data_root = 'data/synthetic_objects'
@@ -33,7 +35,7 @@ train_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=True,
     dataset=dict(data_root=data_root, ann_file='labels/training.txt',
                  pipeline=dict(global_crop_size=crop_size, local_crop_size=32,
-                               local_crops_number=4, local_crops_scale=(0.1, 0.4),
+                               local_crops_number=0, local_crops_scale=(0.1, 0.4),
                                grayscale_p=1.0, color_jitter_p=0.0, blur_p=(0.0, 0.0, 0.0),
                                solarize_p=0.0)))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
