@@ -127,7 +127,8 @@ def part_eval(config, backbone, method, out, **options):
     """Part evaluation on the validation scenes (``rats_mm.analysis.evaluate_parts``, what
     tools/analysis/part_eval.py runs), written to ``out``; the result."""
     from rats_mm.analysis import evaluate_parts
-    from rats_mm.analysis.io import load_backbone, write_json
+    from rats_mm.analysis.io import write_json
+    from rats_mm.runtime.backbones import load_backbone
     model = load_backbone(os.path.join(ROOT, config), os.path.join(ROOT, backbone))
     result = evaluate_parts(model, os.path.join(ROOT, DATA), method=method, split='validation',
                             **options)
@@ -169,7 +170,7 @@ def analyse_parts():
                     num_clusters=num_registers)
     images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
               for i in range(800, 804)]
-    from rats_mm.analysis.io import load_backbone
+    from rats_mm.runtime.backbones import load_backbone
     from rats_mm.analysis.maps import write_similarity_maps
     model = load_backbone(os.path.join(ROOT, 'configs/demo/dino_rats_synthetic.py'),
                           os.path.join(ROOT, WORK, 'backbone.pth'))

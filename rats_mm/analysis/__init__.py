@@ -3,8 +3,8 @@ dataset readers, the register dictionary, token-norm and register statistics, tr
 curves, and the evaluations the tools and the demo run (``evaluate_parts``,
 ``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``).
 
-Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab
-(``analysis.io`` parses config files with mmengine's parser, imported when called).
+Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab:
+the functions take built models (``rats_mm.runtime.backbones`` builds them from configs).
 """
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
 from .dictionary_report import register_dictionary_report

@@ -10,7 +10,6 @@ are lost. Part masks go through the identical resize + crop (``prepare_labels``)
 and ground-truth maps are always aligned pixel for pixel.
 """
 import argparse
-import inspect
 import json
 import math
 import os
@@ -22,114 +21,13 @@ import torch
 from PIL import Image
 
 from .readers import IMAGE_EXTENSIONS, load_rgb
-from ..models import RatsViT, load_pretrained
 
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'add_model_args',
-           'backbone_from_config', 'backbone_kwargs', 'category_labels', 'features',
-           'fit_to_patches', 'image_files', 'load_backbone', 'load_config', 'load_image',
-           'make_parser', 'model_from_args', 'part_items', 'prepare_image', 'prepare_labels',
-           'run_cli', 'to_jsonable', 'write_json']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
+           'fit_to_patches', 'image_files', 'load_image', 'make_parser', 'part_items',
+           'prepare_image', 'prepare_labels', 'run_cli', 'to_jsonable', 'write_json']
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
-WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
-                'with_cp')
-_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
-
-
-# ----------------------------------------------------------------------------- backbones
-
-def load_config(config):
-    """Args:
-        config (str | Path | mmengine.config.Config): A config file or a loaded config.
-
-    Returns:
-        mmengine.config.Config: The config (custom imports are not executed).
-    """
-    from mmengine.config import Config
-    if isinstance(config, Config):
-        return config
-    if not os.path.isfile(str(config)):
-        raise FileNotFoundError(f'config file {config} does not exist')
-    return Config.fromfile(str(config), import_custom_modules=False)
-
-
-def backbone_kwargs(config):
-    """``RatsViT`` keyword arguments of ``cfg.model.backbone`` (pretraining or downstream).
-
-    Args:
-        config (str | Path | Config): Any project config.
-
-    Returns:
-        dict: The backbone description without the wrapper keys (``WRAPPER_KEYS``).
-    """
-    cfg = load_config(config)
-    name = getattr(cfg, 'filename', None) or '<config>'
-    model = cfg.get('model')
-    if model is None or model.get('backbone') is None:
-        raise KeyError(f'{name}: no model.backbone in the config')
-    kwargs = dict(model['backbone'])
-    kind = str(kwargs.get('type', 'RatsViT')).split('.')[-1]
-    if kind not in ('RatsViT', 'RatsViTBackbone'):
-        raise ValueError(f'{name}: model.backbone.type={kwargs["type"]!r} is not RatsViT')
-    for key in WRAPPER_KEYS:
-        kwargs.pop(key, None)
-    unknown = sorted(set(kwargs) - _VIT_ARGS)
-    if unknown:
-        raise ValueError(f'{name}: model.backbone key(s) {unknown} are not RatsViT arguments')
-    return kwargs
-
-
-def backbone_from_config(config):
-    """Args:
-        config (str | Path | Config): Any project config (pretraining or downstream).
-
-    Returns:
-        RatsViT: A randomly initialised backbone as ``cfg.model.backbone`` describes it.
-    """
-    return RatsViT(**backbone_kwargs(config))
-
-
-def _describe(keys, limit=4):
-    keys = sorted(keys)
-    return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
-
-
-def load_backbone(config, checkpoint, trust_checkpoint=False):
-    """Build the config's backbone and load a checkpoint into it (``strict=False``).
-
-    Args:
-        config (str | Path | Config): Any project config.
-        checkpoint (str): Exported backbone, pretraining or downstream checkpoint (read with
-            ``torch.load(weights_only=True)`` unless ``trust_checkpoint``).
-        trust_checkpoint (bool): Allow full unpickling (only for files you trust).
-
-    Returns:
-        RatsViT: The model in eval mode. Raises ``RuntimeError`` naming both files when the
-        checkpoint does not fit (unrecognised keys, shape mismatch, or no tensor matched);
-        tensors missing from an otherwise fitting checkpoint are reported on stderr.
-    """
-    model = backbone_from_config(config)
-    cfg_name = getattr(config, 'filename', config)
-    if not os.path.isfile(str(checkpoint)):
-        raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
-    try:
-        result = load_pretrained(model, str(checkpoint), strict=False,
-                                 trust_checkpoint=trust_checkpoint)
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RuntimeError(f'checkpoint {checkpoint} does not fit the backbone of config '
-                           f'{cfg_name}: {first}') from e
-    expected = set(model.state_dict())
-    if not expected - set(result.missing_keys):
-        raise RuntimeError(f'checkpoint {checkpoint}: no tensor matches the backbone of config '
-                           f'{cfg_name} (all {len(expected)} keys missing)')
-    if result.missing_keys:
-        print(f'warning: {checkpoint}: {len(result.missing_keys)} of {len(expected)} backbone '
-              f'tensors missing, left at random init: {_describe(result.missing_keys)}',
-              file=sys.stderr)
-    return model.eval()
 
 
 @torch.no_grad()
@@ -314,24 +212,6 @@ def category_labels(data_root):
 
 
 # ----------------------------------------------------------------------------- CLI helpers
-
-def add_model_args(parser):
-    """Add CONFIG, CKPT, ``--trust-checkpoint``, ``--device`` and ``--size`` to a parser."""
-    parser.add_argument('config', help='any project config (pretraining or downstream)')
-    parser.add_argument('checkpoint', help='exported backbone, pretraining or downstream ckpt')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='allow full unpickling of the checkpoint (only files you trust)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--size', type=int, default=None,
-                        help='resize the short side to this first (default: native size)')
-    return parser
-
-
-def model_from_args(args):
-    """``load_backbone`` from parsed ``add_model_args`` arguments, on ``args.device``."""
-    model = load_backbone(args.config, args.checkpoint, args.trust_checkpoint)
-    return model.to(args.device)
-
 
 def make_parser(doc):
     """An ``argparse`` parser showing the tool's module docstring as its description."""

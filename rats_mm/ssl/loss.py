@@ -234,6 +234,6 @@ def target_entropies(probs):
     per_sample = -(probs * probs.clamp_min(1e-30).log()).sum(dim=1).mean()
     mean = probs.mean(dim=0)
     batch = -(mean * mean.clamp_min(1e-30).log()).sum()
-    return {'entropy': per_sample.item(), 'batch_entropy': batch.item(),
-            'entropy_ratio': per_sample.item() / log_k,
-            'batch_entropy_ratio': batch.item() / log_k}
+    per_sample, batch = torch.stack([per_sample, batch]).tolist()  # one device sync
+    return {'entropy': per_sample, 'batch_entropy': batch,
+            'entropy_ratio': per_sample / log_k, 'batch_entropy_ratio': batch / log_k}

@@ -1,7 +1,8 @@
-"""The analysis CLIs (tools/analysis/*.py) and their helpers (rats_mm.analysis.io) on
-tiny models: a RATS and a plain ViT saved as exported backbones, described by a pretraining-
-style and a downstream-style config, run on the synthetic set and on a generic-layout folder
-made here (odd image sizes, part ids up to 254)."""
+"""The analysis CLIs (tools/analysis/*.py) and their helpers (rats_mm.analysis.io,
+rats_mm.runtime.backbones) on tiny models: a RATS and a plain ViT saved as exported
+backbones, described by a pretraining-style and a downstream-style config, run on the
+synthetic set and on a generic-layout folder made here (odd image sizes, part ids up to
+254)."""
 import importlib.util
 import json
 import os
@@ -13,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rats_mm.analysis.io import (backbone_from_config, backbone_kwargs, load_backbone,
-                                        prepare_image, prepare_labels)
+from rats_mm.analysis.io import prepare_image, prepare_labels
+from rats_mm.runtime.backbones import backbone_from_config, backbone_kwargs, load_backbone
 from rats_mm.models import RatsViT
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

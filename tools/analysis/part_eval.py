@@ -18,8 +18,8 @@ part; a thresholded background segment is matched like any other segment. ``num_
 largest part id seen + 1. ``ari`` is clipped at 0 (chance level) so all three scores are
 fractions in [0, 1]; the signed value is kept as ``ari_raw``.
 """
-from rats_mm.analysis.io import (add_model_args, make_parser, model_from_args, run_cli,
-                                 write_json)
+from rats_mm.analysis.io import make_parser, run_cli, write_json
+from rats_mm.runtime.backbones import add_model_args, model_from_args
 from rats_mm.analysis.part_eval import evaluate_parts
 
 

@@ -14,8 +14,8 @@ similarity map over the image.
 import os
 
 from rats_mm.analysis.dictionary_report import register_dictionary_report
-from rats_mm.analysis.io import (add_model_args, make_parser, model_from_args, run_cli,
-                                 write_json)
+from rats_mm.analysis.io import make_parser, run_cli, write_json
+from rats_mm.runtime.backbones import add_model_args, model_from_args
 
 
 def parse_args(argv=None):

@@ -11,7 +11,8 @@ patch; ``compress``: the last block's compress attention weights (RATS models on
 size works: it is centre-cropped to a multiple of the patch size (after an optional resize of
 the short side to S).
 """
-from rats_mm.analysis.io import add_model_args, make_parser, model_from_args, run_cli
+from rats_mm.analysis.io import make_parser, run_cli
+from rats_mm.runtime.backbones import add_model_args, model_from_args
 from rats_mm.analysis.maps import write_similarity_maps
 
 

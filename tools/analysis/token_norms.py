@@ -18,7 +18,8 @@ import torch
 
 from rats_mm.analysis import (dataset_token_norms, render_norm_histograms,
                               render_outlier_fractions, token_norm_stats)
-from rats_mm.analysis.io import image_files, make_parser, model_from_args, run_cli, write_json
+from rats_mm.analysis.io import image_files, make_parser, run_cli, write_json
+from rats_mm.runtime.backbones import model_from_args
 
 
 def parse_args(argv=None):
