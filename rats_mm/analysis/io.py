@@ -23,6 +23,7 @@ from PIL import Image
 from .readers import IMAGE_EXTENSIONS, load_rgb
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
+           'fit_geometry',
            'fit_to_patches', 'image_files', 'load_image', 'make_parser', 'part_items',
            'prepare_image', 'prepare_labels', 'run_cli', 'to_jsonable', 'write_json']
 
@@ -56,7 +57,7 @@ def prefix_tokens(out):
 load_image = load_rgb  # (H, W, 3) uint8 RGB array of an image file; errors name the file
 
 
-def _geometry(h, w, patch_size, size):
+def fit_geometry(h, w, patch_size, size):
     """Resized (h, w) and the centre-crop box (top, left, H, W) for ``fit_to_patches``."""
     if size is not None:
         if size < patch_size:
@@ -83,7 +84,7 @@ def fit_to_patches(array, patch_size, size=None, labels=False):
         np.ndarray: The fitted array, both sides multiples of ``patch_size``, same dtype.
     """
     array = np.asarray(array)
-    (h, w), (top, left, H, W) = _geometry(array.shape[0], array.shape[1], patch_size, size)
+    (h, w), (top, left, H, W) = fit_geometry(array.shape[0], array.shape[1], patch_size, size)
     if (h, w) != array.shape[:2]:
         resample = Image.NEAREST if labels else Image.BICUBIC
         array = np.asarray(Image.fromarray(array).resize((w, h), resample))

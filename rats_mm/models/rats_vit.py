@@ -235,14 +235,24 @@ class RatsViT(nn.Module):
         return self.norm(x), outs
 
     @torch.no_grad()
-    def _last_block_input(self, x, what):
-        """Normed input of the last block's attention, (B, N + L, D) (``'rats'`` only)."""
-        if self.attn_mode != 'rats':
+    def _last_block_input(self, x, what=None):
+        """Normed input of the last block's attention, (B, T, D); ``what`` names the
+        ``'rats'``-only weights asked for (None: any attention mode)."""
+        if what is not None and self.attn_mode != 'rats':
             raise ValueError(f"{what} weights exist only for attn_mode='rats'")
         x, _ = self._embed(x)
         for blk in self.blocks[:-1]:
             x = blk(x)
         return self.blocks[-1].norm1(x)
+
+    def last_patch_keys(self, x):
+        """Keys of the patch tokens in the last block's attention, heads concatenated,
+        (B, L, D): the features LOST builds its patch graph from (either attention mode; the
+        ``qkv`` layout is timm's in both)."""
+        tokens = self._last_block_input(x)[:, self.num_prefix_tokens:]      # (B, L, D)
+        with torch.no_grad():
+            qkv = self.blocks[-1].attn.qkv(tokens)                          # (B, L, 3D)
+        return qkv[..., self.embed_dim:2 * self.embed_dim]                  # (B, L, D)
 
     def last_compress_weights(self, x):
         """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""

@@ -7,9 +7,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 
+from ..analysis.features import extract_features
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
 from ..ssl.checks import check_int
-from .data import multicrop_collate
 
 
 def _unwrap(model):
@@ -126,35 +126,6 @@ class CollapseMonitorHook(Hook):
         runner.message_hub.update_scalar('train/collapse_warnings', self.warnings)
 
 
-def _shard_features(network, dataset, batch_size, num_workers, device):
-    """Embeddings of this rank's share of ``dataset``, gathered from every rank.
-
-    Rank r embeds indices r, r + W, r + 2W, ... (wrapping round to equalise shard sizes);
-    the gathered result is re-ordered and trimmed to the dataset order.
-
-    Returns:
-        tuple[Tensor, Tensor]: (len(dataset), D) float32 features and (len(dataset),) labels.
-    """
-    from mmengine.dist import all_gather, get_dist_info
-    rank, world = get_dist_info()
-    count = len(dataset)
-    per_rank = -(-count // world)
-    indices = [(rank + j * world) % count for j in range(per_rank)]
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=batch_size,
-        num_workers=num_workers, collate_fn=multicrop_collate)
-    feats, labels = [], []
-    for batch in loader:
-        feats.append(network(batch['inputs'].to(device)).float())
-        labels.append(batch['data_samples']['labels'].to(device))
-    feats, labels = torch.cat(feats), torch.cat(labels)
-    if world > 1:
-        # (W, per_rank, D) -> position j * W + r, as drawn above
-        feats = torch.stack(all_gather(feats), dim=1).flatten(0, 1)
-        labels = torch.stack(all_gather(labels), dim=1).flatten(0, 1)
-    return feats[:count].cpu(), labels[:count].cpu()
-
-
 @torch.no_grad()
 def knn_top1(network, bank, query, k=20, temperature=0.07, batch_size=64, num_workers=2,
              device='cpu'):
@@ -174,8 +145,8 @@ def knn_top1(network, bank, query, k=20, temperature=0.07, batch_size=64, num_wo
         float: Top-1 accuracy in [0, 1]; a query whose label is absent from the bank counts
         as wrong.
     """
-    bank_x, bank_y = _shard_features(network, bank, batch_size, num_workers, device)
-    query_x, query_y = _shard_features(network, query, batch_size, num_workers, device)
+    bank_x, bank_y = extract_features(network, bank, batch_size, num_workers, device)
+    query_x, query_y = extract_features(network, query, batch_size, num_workers, device)
     remap = {int(c): i for i, c in enumerate(torch.unique(bank_y))}
     bank_y = torch.tensor([remap[int(y)] for y in bank_y])
     query_y = torch.tensor([remap.get(int(y), -1) for y in query_y])

@@ -3,12 +3,12 @@ import torch
 import torch.nn.functional as F
 
 
-def knn_classify(bank_features, bank_labels, query_features, num_classes, k=20,
-                 temperature=0.07, chunk_size=1024):
-    """Predict query labels by a temperature-weighted vote of the k most similar bank items.
+def knn_votes(bank_features, bank_labels, query_features, num_classes, k=20,
+              temperature=0.07, chunk_size=1024):
+    """Class votes of the k most similar bank items, as in DINO's ``eval_knn``.
 
-    As in DINO's ``eval_knn``: cosine similarity, the top ``k`` neighbours vote for their
-    label with weight ``exp(similarity / temperature)``.
+    Cosine similarity; each of the top ``k`` neighbours votes for its label with weight
+    ``exp(similarity / temperature)``.
 
     Args:
         bank_features (Tensor): (M, D) labelled embeddings.
@@ -20,7 +20,7 @@ def knn_classify(bank_features, bank_labels, query_features, num_classes, k=20,
         chunk_size (int): Queries per similarity block (bounds memory).
 
     Returns:
-        Tensor: (Q,) predicted labels.
+        Tensor: (Q, num_classes) summed vote weights.
     """
     if bank_features.shape[0] != bank_labels.shape[0]:
         raise ValueError(f'{bank_features.shape[0]} bank features but '
@@ -29,14 +29,20 @@ def knn_classify(bank_features, bank_labels, query_features, num_classes, k=20,
         raise ValueError(f'bank labels must lie in [0, {num_classes})')
     bank = F.normalize(bank_features.float(), dim=1)
     k = min(k, bank.shape[0])
-    preds = []
+    votes = torch.zeros(query_features.shape[0], num_classes)
     for start in range(0, query_features.shape[0], chunk_size):
         query = F.normalize(query_features[start:start + chunk_size].float(), dim=1)
         sim, idx = (query @ bank.T).topk(k, dim=1)                       # (q, k)
-        votes = torch.zeros(query.shape[0], num_classes, dtype=sim.dtype)
-        votes.scatter_add_(1, bank_labels[idx].long(), (sim / temperature).exp())
-        preds.append(votes.argmax(dim=1))
-    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+        votes[start:start + query.shape[0]].scatter_add_(
+            1, bank_labels[idx].long(), (sim / temperature).exp())
+    return votes
+
+
+def knn_classify(bank_features, bank_labels, query_features, num_classes, k=20,
+                 temperature=0.07, chunk_size=1024):
+    """Predicted labels (Q,): the class with the most :func:`knn_votes`."""
+    return knn_votes(bank_features, bank_labels, query_features, num_classes, k, temperature,
+                     chunk_size).argmax(dim=1)
 
 
 def knn_accuracy(bank_features, bank_labels, query_features, query_labels, num_classes,

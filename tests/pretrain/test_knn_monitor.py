@@ -5,7 +5,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rats_mm.pretrain.hooks import _shard_features, knn_top1
+from rats_mm.analysis.features import extract_features
+from rats_mm.pretrain.hooks import knn_top1
 
 
 class TinyDataset(torch.utils.data.Dataset):
@@ -30,16 +31,16 @@ def network(x):
 def _rank(rank, world, path, port):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
-    feats, labels = _shard_features(network, TinyDataset(7), batch_size=2, num_workers=0,
-                                    device='cpu')
+    feats, labels = extract_features(network, TinyDataset(7), batch_size=2, num_workers=0,
+                                      device='cpu')
     torch.save((feats, labels), f'{path}.{rank}')
     dist.destroy_process_group()
 
 
 def test_two_ranks_gather_the_features_in_dataset_order(tmp_path):
     mp.spawn(_rank, args=(2, str(tmp_path / 'f'), 29600 + os.getpid() % 100), nprocs=2)
-    single = _shard_features(network, TinyDataset(7), batch_size=3, num_workers=0,
-                             device='cpu')
+    single = extract_features(network, TinyDataset(7), batch_size=3, num_workers=0,
+                               device='cpu')
     assert torch.equal(single[0][:, 0], torch.arange(7.0))
     for rank in range(2):
         feats, labels = torch.load(tmp_path / f'f.{rank}')
