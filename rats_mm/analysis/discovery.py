@@ -9,10 +9,10 @@ positively correlated with it; a patch is foreground when its summed correlation
 is positive; the box is that of the foreground's connected component holding the seed.
 
 Registers (RATS): every patch goes to the register whose similarity map is highest at it
-(cosine, as the part segmentation). Registers that win a larger share of border patches than
-the border holds of the whole grid are background (the same prior as LOST's: objects sit
-inside the frame, background reaches its edges); the patches of the other registers are the
-foreground, and the box is that of its largest connected component. With no foreground left
+(cosine, as the part segmentation). A register is background when at least as large a share
+of its patches lies on the image border as the border holds of the whole grid (the same prior
+as LOST's: objects sit inside the frame, background reaches its edges); the patches of the
+other registers are the foreground, and the box is that of its largest connected component. With no foreground left
 the box is the whole image.
 """
 import os
@@ -75,7 +75,7 @@ def register_foreground(patch_tokens, register_tokens, grid_size):
     labels = labels.cpu().numpy()
     border_share = border.mean()
     background = [int(r) for r in np.unique(labels)
-                  if border[labels == r].mean() > border_share]
+                  if border[labels == r].mean() >= border_share]
     foreground = ~np.isin(labels, background)
     components, count = ndimage.label(foreground)
     if count == 0:

@@ -29,10 +29,16 @@ def contiguous_labels(train_labels, val_labels):
     return train, val, len(classes)
 
 
-def topk_accuracy(scores, labels, k):
-    """Fraction of rows whose label is among the ``k`` highest scores (k clipped to C)."""
+def topk_accuracy(scores, labels, k, require_positive=False):
+    """Fraction of rows whose label is among the ``k`` highest scores (k clipped to C).
+
+    With ``require_positive`` a label scored 0 never counts (k-NN votes: a class no
+    neighbour voted for is not a prediction, however ties among zeros are broken)."""
     top = scores.topk(min(k, scores.shape[1]), dim=1).indices                # (Q, k)
-    return (top == labels[:, None]).any(dim=1).float().mean().item()
+    hit = (top == labels[:, None]).any(dim=1)
+    if require_positive:
+        hit &= scores.gather(1, labels.clamp_min(0)[:, None])[:, 0] > 0
+    return hit.float().mean().item()
 
 
 def knn_probe(train_features, train_labels, val_features, val_labels, ks=KNN_KS,
@@ -55,8 +61,8 @@ def knn_probe(train_features, train_labels, val_features, val_labels, ks=KNN_KS,
     per_k = {}
     for k in ks:
         votes = knn_votes(train_features, train_y, val_features, num_classes, k, temperature)
-        per_k[int(k)] = {'top1': topk_accuracy(votes, val_y, 1),
-                         'top5': topk_accuracy(votes, val_y, 5)}
+        per_k[int(k)] = {'top1': topk_accuracy(votes, val_y, 1, require_positive=True),
+                         'top5': topk_accuracy(votes, val_y, 5, require_positive=True)}
     head = 20 if 20 in per_k else int(ks[0])
     return {'per_k': per_k, 'k': head, 'top1': per_k[head]['top1'],
             'top5': per_k[head]['top5'], 'temperature': temperature,
