@@ -170,3 +170,18 @@ def test_factories_are_registered_with_timm():
     assert timm.create_model('rats_tiny_patch16', depth=1).num_registers == 3 * 8
     with pytest.raises(ValueError, match='no RATS weights are hosted'):
         timm.create_model('rats_tiny_patch16', pretrained=True)
+
+
+@pytest.mark.parametrize('attn_mode,registers,cls', [('rats', 4, False), ('full', 2, True)])
+def test_last_patch_keys_are_the_last_blocks_patch_keys(attn_mode, registers, cls):
+    torch.manual_seed(0)
+    model = RatsViT(img_size=32, patch_size=8, embed_dim=24, depth=3, num_heads=2,
+                    num_registers=registers, attn_mode=attn_mode, class_token=cls).eval()
+    seen = {}
+    model.blocks[-1].register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    x = torch.randn(2, 3, 32, 32)
+    model.forward_features(x)
+    block, prefix = model.blocks[-1], registers + int(cls)
+    qkv = block.attn.qkv(block.norm1(seen['x']))[:, prefix:]                 # (B, L, 3D)
+    expected = qkv.view(2, 16, 3, 24)[:, :, 1]                              # keys (B, L, D)
+    assert torch.allclose(model.last_patch_keys(x), expected, atol=1e-6)
