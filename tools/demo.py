@@ -11,6 +11,9 @@ Steps (each a project tool run as a user would run it; finished steps are reused
      ADE20K-style (semantic) and COCO-style (instance) data, and test both;
   4. unsupervised part segmentation of the validation images: RATS registers vs k-means on
      the plain ViT's patches (Hungarian-matched part mIoU), and similarity maps;
+  5. frozen-feature probes (k-NN, linear) of both backbones on the isolated objects, object
+     discovery (CorLoc: RATS registers, RATS LOST, ViT LOST) on the validation scenes, and
+     the RATS register usage (docs/evaluation.md);
 and write the measured figures to work_dirs/demo/summary.json.
 """
 import json
@@ -23,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join('work_dirs', 'demo')
 DATA = os.path.join('data', 'synthetic')              # scenes: fine-tuning and part eval
 OBJECTS = os.path.join('data', 'synthetic_objects')   # isolated objects: DINO pretraining
+SIZE = 96                                             # generated image side (px)
 
 
 def tool(*args):
@@ -185,11 +189,71 @@ def analyse_parts():
             'part_nmi_vit_kmeans': vit['nmi'], 'part_ari_vit_kmeans': vit['ari']}
 
 
+def probes(config, backbone, features='embedding'):
+    """k-NN and linear probe of a backbone on the isolated objects (train -> validation),
+    as tools/eval_knn.py and tools/eval_linear.py run them, from one feature extraction."""
+    from rats_mm.analysis.features import FrozenEmbedding, extract_features
+    from rats_mm.analysis.probes import knn_probe, linear_probe
+    from rats_mm.runtime.backbones import load_backbone
+    from rats_mm.runtime.probes import eval_transform, probe_dataset
+    transform = eval_transform(os.path.join(ROOT, config))
+    root = os.path.join(ROOT, OBJECTS)
+    network = FrozenEmbedding(load_backbone(os.path.join(ROOT, config),
+                                            os.path.join(ROOT, backbone)), features)
+    (train_x, train_y), (val_x, val_y) = (
+        extract_features(network, probe_dataset(root, f'labels/{split}.txt', transform),
+                         num_workers=0)
+        for split in ('training', 'validation'))
+    return {'knn': knn_probe(train_x, train_y, val_x, val_y)['top1'],
+            'linear': linear_probe(train_x, train_y, val_x, val_y)['top1']}
+
+
+def evaluate_backbones():
+    """Probes, CorLoc on the validation scenes (and the whole-image box as the floor), and
+    the RATS register usage; figures for the summary."""
+    import numpy as np
+
+    from rats_mm.analysis.boxes import corloc_hits, read_coco_boxes
+    from rats_mm.analysis.discovery import discover_objects
+    from rats_mm.analysis.io import write_json
+    from rats_mm.analysis.register_usage import register_usage
+    from rats_mm.runtime.backbones import load_backbone
+    rats_cfg, vit_cfg = 'configs/demo/dino_rats_synthetic.py', 'configs/demo/dino_vit_synthetic.py'
+    rats, vit = os.path.join(WORK, 'backbone.pth'), os.path.join(WORK, 'backbone_vit.pth')
+    out = {}
+    for name, cfg, ckpt, feats in (('rats', rats_cfg, rats, 'embedding'),
+                                   ('rats_registers', rats_cfg, rats, 'registers'),
+                                   ('vit', vit_cfg, vit, 'embedding')):
+        result = probes(cfg, ckpt, feats)
+        out[f'probe_knn_top1_{name}'], out[f'probe_linear_top1_{name}'] = (
+            result['knn'], result['linear'])
+    ann = os.path.join(ROOT, DATA, 'instances_validation.json')
+    for name, cfg, ckpt, method in (('rats_registers', rats_cfg, rats, 'registers'),
+                                    ('rats_lost', rats_cfg, rats, 'lost'),
+                                    ('vit_lost', vit_cfg, vit, 'lost')):
+        model = load_backbone(os.path.join(ROOT, cfg), os.path.join(ROOT, ckpt))
+        result = discover_objects(model, os.path.join(ROOT, DATA), ann, method=method,
+                                  img_dir='images/validation', vis_dir=os.path.join(
+                                      ROOT, WORK, 'discovery', name))
+        write_json(os.path.join(ROOT, WORK, 'discovery', f'{name}.json'), result)
+        out[f'corloc_{name}'] = result['corloc']
+    gts = [item['boxes'] for item in read_coco_boxes(ann)]
+    out['corloc_whole_image'] = float(np.mean(corloc_hits([[0, 0, SIZE, SIZE]] * len(gts), gts)))
+    usage = register_usage(load_backbone(os.path.join(ROOT, rats_cfg), os.path.join(ROOT, rats)),
+                           os.path.join(ROOT, DATA), split='validation')
+    write_json(os.path.join(ROOT, WORK, 'register_usage.json'), usage)
+    out.update({f'register_{k}': usage[k] for k in (
+        'effective_registers_per_image', 'registers_used_per_image', 'registers_per_object',
+        'dead_registers')})
+    print('evaluation:', json.dumps(out), flush=True)
+    return out
+
+
 def main():
     os.makedirs(os.path.join(ROOT, WORK), exist_ok=True)
     start = time.time()
-    tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', '96', '--seed', '0')
-    tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', '96', '--seed',
+    tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', str(SIZE), '--seed', '0')
+    tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', str(SIZE), '--seed',
          '0', '--layout', 'isolated')
     rats = pretrain('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'pretrain_rats'),
                     os.path.join(WORK, 'backbone.pth'))
@@ -213,6 +277,7 @@ def main():
                'seg_miou': seg['mIoU'], 'seg_seconds': seg['seconds'],
                'ins_segm_map': ins['coco/segm_mAP'], 'ins_seconds': ins['seconds']}
     summary.update(analyse_parts())
+    summary.update(evaluate_backbones())
     summary['this_run_seconds'] = round(time.time() - start, 1)  # reused steps excluded
     with open(os.path.join(ROOT, WORK, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
