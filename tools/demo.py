@@ -218,7 +218,8 @@ def evaluate_backbones():
     from rats_mm.analysis.io import write_json
     from rats_mm.analysis.register_usage import register_usage
     from rats_mm.runtime.backbones import load_backbone
-    rats_cfg, vit_cfg = 'configs/demo/dino_rats_synthetic.py', 'configs/demo/dino_vit_synthetic.py'
+    rats_cfg = 'configs/demo/dino_rats_synthetic.py'
+    vit_cfg = 'configs/demo/dino_vit_synthetic.py'
     rats, vit = os.path.join(WORK, 'backbone.pth'), os.path.join(WORK, 'backbone_vit.pth')
     out = {}
     for name, cfg, ckpt, feats in (('rats', rats_cfg, rats, 'embedding'),
@@ -238,9 +239,10 @@ def evaluate_backbones():
         write_json(os.path.join(ROOT, WORK, 'discovery', f'{name}.json'), result)
         out[f'corloc_{name}'] = result['corloc']
     gts = [item['boxes'] for item in read_coco_boxes(ann)]
-    out['corloc_whole_image'] = float(np.mean(corloc_hits([[0, 0, SIZE, SIZE]] * len(gts), gts)))
-    usage = register_usage(load_backbone(os.path.join(ROOT, rats_cfg), os.path.join(ROOT, rats)),
-                           os.path.join(ROOT, DATA), split='validation')
+    whole = [[0, 0, SIZE, SIZE]] * len(gts)
+    out['corloc_whole_image'] = float(np.mean(corloc_hits(whole, gts)))
+    model = load_backbone(os.path.join(ROOT, rats_cfg), os.path.join(ROOT, rats))
+    usage = register_usage(model, os.path.join(ROOT, DATA), split='validation')
     write_json(os.path.join(ROOT, WORK, 'register_usage.json'), usage)
     out.update({f'register_{k}': usage[k] for k in (
         'effective_registers_per_image', 'registers_used_per_image', 'registers_per_object',
@@ -252,9 +254,10 @@ def evaluate_backbones():
 def main():
     os.makedirs(os.path.join(ROOT, WORK), exist_ok=True)
     start = time.time()
-    tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', str(SIZE), '--seed', '0')
-    tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', str(SIZE), '--seed',
-         '0', '--layout', 'isolated')
+    tool('tools/make_synthetic.py', DATA, '--num-images', '1000', '--size', str(SIZE),
+         '--seed', '0')
+    tool('tools/make_synthetic.py', OBJECTS, '--num-images', '2000', '--size', str(SIZE),
+         '--seed', '0', '--layout', 'isolated')
     rats = pretrain('configs/demo/dino_rats_synthetic.py', os.path.join(WORK, 'pretrain_rats'),
                     os.path.join(WORK, 'backbone.pth'))
     vit = pretrain('configs/demo/dino_vit_synthetic.py', os.path.join(WORK, 'pretrain_vit'),
