@@ -12,8 +12,8 @@ Registers (RATS): every patch goes to the register whose similarity map is highe
 (cosine, as the part segmentation). A register is background when at least as large a share
 of its patches lies on the image border as the border holds of the whole grid (the same prior
 as LOST's: objects sit inside the frame, background reaches its edges); the patches of the
-other registers are the foreground, and the box is that of its largest connected component. With no foreground left
-the box is the whole image.
+other registers are the foreground, and the box is that of its largest connected component.
+With no foreground left the box is the whole image.
 """
 import os
 
