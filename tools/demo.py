@@ -212,12 +212,13 @@ def evaluate_backbones():
     """Probes, CorLoc on the validation scenes (and the whole-image box as the floor), and
     the RATS register usage; figures for the summary."""
     import numpy as np
+    import torch
 
     from rats_mm.analysis.boxes import corloc_hits, read_coco_boxes
     from rats_mm.analysis.discovery import discover_objects
     from rats_mm.analysis.io import write_json
     from rats_mm.analysis.register_usage import register_usage
-    from rats_mm.runtime.backbones import load_backbone
+    from rats_mm.runtime.backbones import backbone_from_config, load_backbone
     rats_cfg = 'configs/demo/dino_rats_synthetic.py'
     vit_cfg = 'configs/demo/dino_vit_synthetic.py'
     rats, vit = os.path.join(WORK, 'backbone.pth'), os.path.join(WORK, 'backbone_vit.pth')
@@ -230,9 +231,12 @@ def evaluate_backbones():
             result['knn'], result['linear'])
     ann = os.path.join(ROOT, DATA, 'instances_validation.json')
     for name, cfg, ckpt, method in (('rats_registers', rats_cfg, rats, 'registers'),
+                                    ('rats_registers_random_init', rats_cfg, None, 'registers'),
                                     ('rats_lost', rats_cfg, rats, 'lost'),
                                     ('vit_lost', vit_cfg, vit, 'lost')):
-        model = load_backbone(os.path.join(ROOT, cfg), os.path.join(ROOT, ckpt))
+        torch.manual_seed(0)  # the random-init reference
+        model = (load_backbone(os.path.join(ROOT, cfg), os.path.join(ROOT, ckpt)) if ckpt
+                 else backbone_from_config(os.path.join(ROOT, cfg)).eval())
         result = discover_objects(model, os.path.join(ROOT, DATA), ann, method=method,
                                   img_dir='images/validation', vis_dir=os.path.join(
                                       ROOT, WORK, 'discovery', name))
