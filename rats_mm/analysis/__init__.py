@@ -1,18 +1,24 @@
 """Analysis core: part metrics, register / k-means segmentation, similarity maps, part
 dataset readers, the register dictionary, token-norm and register statistics, training
 curves, and the evaluations the tools and the demo run (``evaluate_parts``,
-``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``).
+``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``,
+``knn_probe`` / ``linear_probe`` on ``extract_features``, ``discover_objects``,
+``register_usage``).
 
 Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab:
 the functions take built models (``rats_mm.runtime.backbones`` builds them from configs).
 """
+from .discovery import discover_objects
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
 from .dictionary_report import register_dictionary_report
+from .features import FrozenEmbedding, extract_features
 from .maps import write_similarity_maps
 from .metrics import clustering_scores, confusion_matrix, part_miou
 from .part_eval import evaluate_parts, segment_parts
+from .probes import knn_probe, linear_probe
 from .readers import IMAGE_EXTENSIONS, PartFolder, read_partimagenet, read_pascal_part
 from .register_stats import register_similarity, registers_in_use
+from .register_usage import register_usage
 from .segment import kmeans, kmeans_assignment, register_assignment, upsample_labels
 from .similarity import (register_palette, register_patch_similarity, render_part_overlay,
                          render_similarity_grid, similarity_maps)
@@ -21,7 +27,8 @@ from .token_norms import (dataset_token_norms, patch_token_norms, render_norm_hi
                           render_outlier_fractions, token_norm_stats)
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
+    'FrozenEmbedding', 'discover_objects', 'extract_features', 'knn_probe', 'linear_probe',
+    'register_usage', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
     'confusion_matrix', 'dataset_token_norms', 'evaluate_parts', 'kmeans', 'kmeans_assignment',
     'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part', 'read_scalars',
     'register_assignment', 'register_dictionary_report', 'register_palette',
