@@ -14,7 +14,8 @@ import sys
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from rats_mm.runtime.launch import add_common_args, load_config, setup_distributed
+from rats_mm.runtime.launch import (add_common_args, load_config, setup_distributed,
+                                    shutdown_distributed)
 
 
 def parse_args():
@@ -58,6 +59,7 @@ def main():
         os.makedirs(cfg.work_dir, exist_ok=True)
         with open(os.path.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
             json.dump(metrics, f, indent=1, default=float)
+    shutdown_distributed()
 
 
 if __name__ == '__main__':
