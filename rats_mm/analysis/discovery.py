@@ -95,7 +95,7 @@ def mask_box(mask, patch_size):
                     dtype=np.float32) * patch_size
 
 
-def _predict(model, image, method, size, k_patches):
+def _predict(model, image, method, k_patches):
     """Foreground mask (h, w) of one prepared image by ``method``."""
     grid = (image.shape[2] // model.patch_size, image.shape[3] // model.patch_size)
     if method == 'lost':
@@ -152,7 +152,7 @@ def discover_objects(model, data_root, ann_file, method='lost', img_dir=None, si
     for i, item in enumerate(tqdm(items, desc=f'discovery ({method})', leave=False)):
         path = os.path.join(folder, item['file_name'])
         array = load_image(path)
-        mask = _predict(model, prepare_image(array, model.patch_size, size), method, size,
+        mask = _predict(model, prepare_image(array, model.patch_size, size), method,
                         k_patches)
         box = _to_image_box(mask_box(mask, model.patch_size), array.shape, model.patch_size,
                             size)

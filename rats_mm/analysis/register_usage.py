@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import features, part_items, prepare_image, prepare_labels
-from .register_stats import register_similarity
+from .register_stats import register_similarity, registers_in_use
 from .segment import register_assignment
 
 __all__ = ['assignment_statistics', 'register_usage', 'render_register_usage']
@@ -47,7 +47,7 @@ def assignment_statistics(labels, num_registers, num_heads, min_fraction=0.05):
             'effective_registers_per_image': entropy.exp().mean().item(),
             'dataset_entropy': dataset_entropy,
             'effective_registers_dataset': math.exp(dataset_entropy),
-            'registers_used_per_image': (share > min_fraction).sum(dim=1).float().mean().item(),
+            'registers_used_per_image': registers_in_use(labels, num_registers, min_fraction),
             'dead_registers': [int(r) for r in torch.nonzero(total == 0).flatten()]}
 
 

@@ -8,6 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 
 from ..analysis.features import extract_features
+from ..analysis.probes import contiguous_labels
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
 from ..ssl.checks import check_int
 
@@ -147,10 +148,8 @@ def knn_top1(network, bank, query, k=20, temperature=0.07, batch_size=64, num_wo
     """
     bank_x, bank_y = extract_features(network, bank, batch_size, num_workers, device)
     query_x, query_y = extract_features(network, query, batch_size, num_workers, device)
-    remap = {int(c): i for i, c in enumerate(torch.unique(bank_y))}
-    bank_y = torch.tensor([remap[int(y)] for y in bank_y])
-    query_y = torch.tensor([remap.get(int(y), -1) for y in query_y])
-    return knn_accuracy(bank_x, bank_y, query_x, query_y, len(remap), k, temperature)
+    bank_y, query_y, num_classes = contiguous_labels(bank_y, query_y)
+    return knn_accuracy(bank_x, bank_y, query_x, query_y, num_classes, k, temperature)
 
 
 @HOOKS.register_module()
