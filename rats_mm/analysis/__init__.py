@@ -3,7 +3,7 @@ dataset readers, the register dictionary, token-norm and register statistics, tr
 curves, and the evaluations the tools and the demo run (``evaluate_parts``,
 ``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``,
 ``knn_probe`` / ``linear_probe`` on ``extract_features``, ``discover_objects``,
-``register_usage``).
+``register_usage``, ``register_attention_profile``).
 
 Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab:
 the functions take built models (``rats_mm.runtime.backbones`` builds them from configs).
@@ -17,6 +17,7 @@ from .metrics import clustering_scores, confusion_matrix, part_miou
 from .part_eval import evaluate_parts, segment_parts
 from .probes import knn_probe, linear_probe
 from .readers import IMAGE_EXTENSIONS, PartFolder, read_partimagenet, read_pascal_part
+from .register_attention_stats import register_attention_profile, step_statistics
 from .register_stats import register_similarity, registers_in_use
 from .register_usage import register_usage
 from .segment import kmeans, kmeans_assignment, register_assignment, upsample_labels
@@ -28,7 +29,7 @@ from .token_norms import (dataset_token_norms, patch_token_norms, render_norm_hi
 
 __all__ = [
     'FrozenEmbedding', 'discover_objects', 'extract_features', 'knn_probe', 'linear_probe',
-    'register_usage', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
+    'register_usage', 'register_attention_profile', 'step_statistics', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
     'confusion_matrix', 'dataset_token_norms', 'evaluate_parts', 'kmeans', 'kmeans_assignment',
     'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part', 'read_scalars',
     'register_assignment', 'register_dictionary_report', 'register_palette',

@@ -5,7 +5,8 @@ Per register and per head: the fraction of all patches it wins; per image: the e
 the share of patches each register wins and its exponential, the effective number of
 registers (N when all win equally, 1 when one wins all); per object (from part masks): how
 many registers win its foreground patches; registers that never win (dead); similarity
-between registers of one head and of different heads.
+between registers of one head and of different heads; for a RATS, what its compress,
+communicate and broadcast steps do in every block (``register_attention_stats``).
 """
 import math
 import os
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import features, part_items, prepare_image, prepare_labels
+from .register_attention_stats import register_attention_profile
 from .register_stats import register_similarity, registers_in_use
 from .segment import register_assignment
 
@@ -75,7 +77,8 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
     Returns:
         dict: ``assignment_statistics`` of all images plus ``num_images``,
         ``registers_per_object`` (mean, None without masks), ``within_head`` /
-        ``across_heads`` register similarity, ``num_registers``, ``num_heads``.
+        ``across_heads`` register similarity, ``num_registers``, ``num_heads`` and, for a
+        RATS, ``attention_by_block`` (:func:`register_attention_profile`).
     """
     if not model.num_registers:
         raise ValueError('register usage needs a model with registers (num_registers=0)')
@@ -84,9 +87,10 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         raise FileNotFoundError(f'no images with part masks under {data_root} '
                                 f'(split {split!r})')
     from tqdm import tqdm
-    labels, registers, per_object = [], [], []
+    labels, registers, per_object, images = [], [], [], []
     for item in tqdm(items, total=count, desc='register usage', leave=False):
-        out = features(model, prepare_image(item['image'], model.patch_size, size))
+        images.append(prepare_image(item['image'], model.patch_size, size))
+        out = features(model, images[-1])
         lab = register_assignment(out['x_norm_patchtokens'], out['x_norm_regtokens'])[0]
         labels.append(lab)
         registers.append(out['x_norm_regtokens'])
@@ -96,6 +100,8 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         raise ValueError('images of different sizes: pass --size to resize them alike')
     result = assignment_statistics(torch.stack(labels), model.num_registers, model.num_heads)
     result.update(register_similarity(torch.cat(registers), model.num_heads))
+    if model.attn_mode == 'rats':
+        result['attention_by_block'] = register_attention_profile(model, images)
     objects = [n for n in per_object if n is not None]
     result.update(num_images=count, num_registers=model.num_registers,
                   num_heads=model.num_heads,

@@ -103,6 +103,28 @@ class RegisterAttention(nn.Module):
         return self.proj_drop(torch.cat([out_reg, out_pat], dim=1))
 
     @torch.no_grad()
+    def step_weights(self, x):
+        """Attention weights of the three steps, for analysis.
+
+        Args:
+            x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
+
+        Returns:
+            dict: ``compress`` (B, H, n, L), each register's weights over the patches;
+            ``communicate`` (B, H, n, n), each register's weights over its head's registers;
+            ``broadcast`` (B, H, L, n), each patch's weights over the head's registers. Every
+            row sums to 1.
+        """
+        N, scale = self.num_registers, self.head_dim ** -0.5
+        q_reg = self._register_queries(x[:, :N])                                 # (B, H, n, d)
+        q_pat, k_pat, v_pat = self._patch_qkv(x[:, N:])                          # (B, H, L, d)
+        compress = (q_reg @ k_pat.transpose(-2, -1) * scale).softmax(dim=-1)     # (B, H, n, L)
+        compressed = compress @ v_pat                                            # (B, H, n, d)
+        communicate = (compressed @ compressed.transpose(-2, -1) * scale).softmax(dim=-1)
+        messages = communicate @ compressed                                      # (B, H, n, d)
+        broadcast = (q_pat @ messages.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, L, n)
+        return {'compress': compress, 'communicate': communicate, 'broadcast': broadcast}
+
     def compress_weights(self, x):
         """Attention weights of the compress step, for analysis.
 
@@ -112,14 +134,10 @@ class RegisterAttention(nn.Module):
         Returns:
             Tensor: (B, N, L) weights of each register over the patches (rows sum to 1).
         """
-        N = self.num_registers
-        q_reg = self._register_queries(x[:, :N])                    # (B, H, n, d)
-        _, k_pat, _ = self._patch_qkv(x[:, N:])                     # (B, H, L, d)
-        logits = q_reg @ k_pat.transpose(-2, -1) * self.head_dim ** -0.5
-        B, H, n, L = logits.shape
-        return logits.softmax(dim=-1).reshape(B, H * n, L)
+        weights = self.step_weights(x)['compress']                  # (B, H, n, L)
+        B, H, n, L = weights.shape
+        return weights.reshape(B, H * n, L)
 
-    @torch.no_grad()
     def broadcast_weights(self, x):
         """Attention weights of the broadcast step: which register each patch reads from.
 
@@ -130,11 +148,6 @@ class RegisterAttention(nn.Module):
             Tensor: (B, L, N) weights; for each patch the n entries of head h's registers
             (``h * n .. h * n + n - 1``) sum to 1, so each row sums to H.
         """
-        N, scale = self.num_registers, self.head_dim ** -0.5
-        q_reg = self._register_queries(x[:, :N])                    # (B, H, n, d)
-        q_pat, k_pat, v_pat = self._patch_qkv(x[:, N:])             # (B, H, L, d)
-        compressed = F.scaled_dot_product_attention(q_reg, k_pat, v_pat)
-        messages = F.scaled_dot_product_attention(compressed, compressed, compressed)
-        weights = (q_pat @ messages.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, L, n)
+        weights = self.step_weights(x)['broadcast']                 # (B, H, L, n)
         B, H, L, n = weights.shape
         return weights.permute(0, 2, 1, 3).reshape(B, L, H * n)    # (B, L, N)

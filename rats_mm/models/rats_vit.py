@@ -265,6 +265,25 @@ class RatsViT(nn.Module):
         x = self._last_block_input(x, 'broadcast')
         return self.blocks[-1].attn.broadcast_weights(x)
 
+    @torch.no_grad()
+    def register_step_weights(self, x):
+        """The compress / communicate / broadcast weights of every block (``'rats'`` only).
+
+        Args:
+            x (Tensor): (B, 3, H, W) images.
+
+        Returns:
+            list[dict]: per block, :meth:`RegisterAttention.step_weights` of its input.
+        """
+        if self.attn_mode != 'rats':
+            raise ValueError("register step weights exist only for attn_mode='rats'")
+        x, _ = self._embed(x)
+        weights = []
+        for blk in self.blocks:
+            weights.append(blk.attn.step_weights(blk.norm1(x)))
+            x = blk(x)
+        return weights
+
 
 # (embed_dim, depth, num_heads) of the standard sizes.
 ARCHS = {'tiny': (192, 12, 3), 'small': (384, 12, 6), 'base': (768, 12, 12),

@@ -107,4 +107,7 @@ def test_register_usage_contract(models, synthetic_root, tmp_path):
     assert result['num_images'] == 4 and sum(result['win_fraction']) == pytest.approx(1)
     assert result['dead_registers'] == [r for r, f in enumerate(result['win_fraction'])
                                         if f == 0]
+    assert result['attention_by_block'] and all(
+        0 < block['compress_entropy'] <= 1 and 1 <= block['compress_peak']
+        for block in result['attention_by_block'])
     assert (tmp_path / 'O' / 'register_usage.png').stat().st_size > 0

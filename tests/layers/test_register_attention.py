@@ -136,3 +136,33 @@ def test_broadcast_weights_match_a_loop_over_heads():
         want = torch.softmax(q[:, N:, cols] @ msg.transpose(1, 2) / d ** 0.5, -1)
         assert torch.allclose(got[:, :, rows], want, atol=1e-10)
     assert torch.allclose(got.sum(-1), torch.full((2, L), float(H), dtype=torch.float64))
+
+
+def test_step_weights_match_a_loop_over_heads_and_rebuild_the_output():
+    torch.manual_seed(4)
+    D, H, N, L = 12, 3, 6, 5
+    attn = RegisterAttention(D, H, N).double().eval()
+    for p in attn.parameters():  # far from uniform softmaxes
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(2, N + L, D, dtype=torch.float64)
+    got = attn.step_weights(x)
+    n, d = N // H, D // H
+    assert got['compress'].shape == (2, H, n, L)
+    assert got['communicate'].shape == (2, H, n, n)
+    assert got['broadcast'].shape == (2, H, L, n)
+    q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(D, dim=-1)
+    out = torch.zeros(2, N + L, D, dtype=torch.float64)
+    for h in range(H):
+        cols, rows = slice(h * d, h * d + d), slice(h * n, h * n + n)
+        comp = torch.softmax(q[:, rows, cols] @ k[:, N:, cols].transpose(1, 2) / d ** 0.5, -1)
+        assert torch.allclose(got['compress'][:, h], comp, atol=1e-12)
+        c = comp @ v[:, N:, cols]
+        comm = torch.softmax(c @ c.transpose(1, 2) / d ** 0.5, -1)
+        assert torch.allclose(got['communicate'][:, h], comm, atol=1e-12)
+        # the weights rebuild the forward pass: messages, then what each patch reads
+        msg = got['communicate'][:, h] @ (got['compress'][:, h] @ v[:, N:, cols])
+        out[:, rows, cols] = msg
+        out[:, N:, cols] = got['broadcast'][:, h] @ msg
+    want = attn(x)
+    assert torch.allclose(out @ attn.proj.weight.T + attn.proj.bias, want, atol=1e-10)
+    assert torch.allclose(attn.compress_weights(x), got['compress'].reshape(2, N, L))

@@ -9,8 +9,10 @@ share of patches each register and each head wins (``win_fraction``,
 (``effective_registers_per_image``: N if all registers win equally, 1 if one wins all),
 ``registers_used_per_image`` (registers winning > 5 % of an image), ``dead_registers``
 (never winning a patch), ``registers_per_object`` (registers winning the foreground patches
-of an image, from D/parts masks) and register similarity within / across heads; and
-O/register_usage.png (share won per register, coloured by head).
+of an image, from D/parts masks), register similarity within / across heads and, for a
+RATS, ``attention_by_block``: per block, how peaked and how alike the registers' compress
+maps are and how uniform communicate and broadcast are (1.0 = uniform: the registers all
+carry the image mean); and O/register_usage.png (share won per register, coloured by head).
 """
 import os
 
@@ -45,6 +47,9 @@ def main(argv=None):
     print(f"{result['num_images']} images: effective registers per image "
           f"{result['effective_registers_per_image']:.2f} of {result['num_registers']}, "
           f"dead {result['dead_registers']}, per object {result['registers_per_object']}")
+    for i, block in enumerate(result.get('attention_by_block') or []):
+        print(f'block {i}: ' + ', '.join(
+            f'{k} {v:.3f}' for k, v in block.items() if v is not None))
     print(f"wrote {write_json(os.path.join(args.out_dir, 'register_usage.json'), result)}, "
           f'{png}')
     return result
