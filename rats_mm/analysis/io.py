@@ -121,7 +121,7 @@ def prepare_image(path_or_array, patch_size, size=None):
     if isinstance(array, (str, Path)):
         array = load_image(array)
     array = fit_to_patches(np.asarray(array, dtype=np.uint8), patch_size, size)
-    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+    x = torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0  # a writable copy
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return ((x - mean) / std).unsqueeze(0)
