@@ -251,6 +251,10 @@ def evaluate_backbones():
     out.update({f'register_{k}': usage[k] for k in (
         'effective_registers_per_image', 'registers_used_per_image', 'registers_per_object',
         'dead_registers')})
+    last = usage['attention_by_block'][-1]  # 1.0: uniform, the registers carry the image mean
+    out.update({f'register_last_block_{k}': last[k] for k in (
+        'compress_entropy', 'compress_map_similarity', 'communicate_entropy',
+        'broadcast_entropy')})
     print('evaluation:', json.dumps(out), flush=True)
     return out
 
