@@ -27,6 +27,7 @@ custom_hooks = [
     dict(type='ThroughputHook'),
     dict(type='CollapseMonitorHook', patience=1000),
     dict(type='PlainCheckpointHook'),
+    dict(type='RegisterAttentionMonitorHook', interval=iters_per_epoch),
     dict(type='KNNMonitorHook', interval=30 * iters_per_epoch, k=20, batch_size=256,
          num_workers=8,
          bank=dict(type='ImageFolderDataset', data_root='data/imagenet',

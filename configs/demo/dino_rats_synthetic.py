@@ -56,6 +56,7 @@ custom_hooks = [
     dict(type='ThroughputHook'),
     dict(type='CollapseMonitorHook', patience=100),
     dict(type='PlainCheckpointHook'),
+    dict(type='RegisterAttentionMonitorHook', interval=100),  # skipped for the ViT
     dict(type='KNNMonitorHook', interval=100, k=20, batch_size=128,
          # data_root: the training dataset's
          bank=dict(type='ImageFolderDataset', ann_file='labels/training.txt',

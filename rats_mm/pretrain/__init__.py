@@ -6,11 +6,11 @@ from ..runtime import PlainCheckpointHook
 from .data import EvalTransform, ImageFolderDataset, multicrop_collate
 from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
                    DINOPretrainer, StudentOptimWrapperConstructor)
-from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook, ThroughputHook,
-                    knn_top1)
+from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook,
+                    RegisterAttentionMonitorHook, ThroughputHook, knn_top1)
 
 __all__ = [
     'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
     'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook', 'EvalTransform',
-    'ImageFolderDataset', 'KNNMonitorHook', 'PlainCheckpointHook',
+    'ImageFolderDataset', 'KNNMonitorHook', 'PlainCheckpointHook', 'RegisterAttentionMonitorHook',
     'StudentOptimWrapperConstructor', 'ThroughputHook', 'knn_top1', 'multicrop_collate']

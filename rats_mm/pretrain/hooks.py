@@ -1,4 +1,5 @@
-"""mmengine hooks for DINO pretraining: schedules, throughput, collapse warnings, k-NN."""
+"""mmengine hooks for DINO pretraining: schedules, throughput, collapse warnings, k-NN,
+register attention."""
 import json
 import os
 
@@ -9,6 +10,7 @@ from mmengine.registry import DATASETS, HOOKS
 
 from ..analysis.features import extract_features
 from ..analysis.probes import contiguous_labels
+from ..analysis.register_attention_stats import register_attention_profile
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
 from ..ssl.checks import check_int
 
@@ -257,3 +259,68 @@ class KNNMonitorHook(Hook):
     def after_train(self, runner):
         if self.last_iter != runner.iter:
             self.evaluate(runner, runner.iter)
+
+
+@HOOKS.register_module()
+class RegisterAttentionMonitorHook(Hook):
+    """Logs whether the teacher's registers read different things yet (RATS only).
+
+    Every ``interval`` iterations and after training, ``register_attention_profile`` of the
+    teacher backbone on a fixed set of images (the first ``num_images`` global crops of the
+    first batch, kept for the whole run): the last block's ``compress_entropy``,
+    ``compress_map_similarity``, ``communicate_entropy`` and ``broadcast_entropy`` go to the
+    scalars as ``register_<name>`` (1.0: uniform, the registers of a head interchangeable;
+    parts need them below 1), every block's figures to ``work_dir/register_attention.json``.
+    A backbone without register attention (plain ViT, ViT + registers) is skipped with one
+    log line.
+
+    Args:
+        interval (int): Iterations between measurements (0: only after training).
+        num_images (int): Images the figures are measured on.
+    """
+
+    priority = 'LOW'
+    LOGGED = ('compress_entropy', 'compress_map_similarity', 'communicate_entropy',
+              'broadcast_entropy')
+
+    def __init__(self, interval=0, num_images=32):
+        check_int('interval', interval, 0)
+        check_int('num_images', num_images, 1)
+        self.interval, self.num_images = interval, num_images
+        self.images, self.enabled, self.last_iter = None, True, None
+
+    def before_train(self, runner):
+        backbone = _unwrap(runner.model).teacher['backbone']
+        self.enabled = getattr(backbone, 'attn_mode', None) == 'rats'
+        if not self.enabled:
+            runner.logger.info('RegisterAttentionMonitorHook: the backbone has no register '
+                               'attention; skipped')
+
+    def measure(self, runner, done_iters):
+        """Profile the teacher on the kept images; log and record the figures."""
+        model = _unwrap(runner.model)
+        backbone = model.teacher['backbone']
+        device = next(backbone.parameters()).device
+        blocks = register_attention_profile(backbone, [self.images.to(device)])
+        for name in self.LOGGED:
+            if blocks[-1][name] is not None:
+                runner.message_hub.update_scalar(f'train/register_{name}', blocks[-1][name])
+        runner.logger.info(f'register attention at iter {done_iters} (last block): ' + ', '.join(
+            f'{k} {blocks[-1][k]:.3f}' for k in self.LOGGED if blocks[-1][k] is not None))
+        self.last_iter = done_iters
+        if runner.rank == 0:
+            KNNMonitorHook._append(os.path.join(runner.work_dir, 'register_attention.json'),
+                                   {'iter': done_iters, 'blocks': blocks})
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if not self.enabled:
+            return
+        if self.images is None:
+            crops = data_batch['inputs'][0]                             # (B, 3, s, s) global
+            self.images = crops[:self.num_images].detach().cpu().clone()
+        if self.interval and self.every_n_train_iters(runner, self.interval):
+            self.measure(runner, runner.iter + 1)
+
+    def after_train(self, runner):
+        if self.enabled and self.images is not None and self.last_iter != runner.iter:
+            self.measure(runner, runner.iter)

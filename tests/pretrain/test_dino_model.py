@@ -162,3 +162,46 @@ def test_collapse_monitor_warns_after_a_sustained_stretch():
         hook.after_train_iter(runner, 0, outputs=one_hot)
     assert len(warnings) == 2 and 'collapsed (one-hot)' in warnings[1]
     assert runner.message_hub.get_scalar('train/collapse_warnings').current() == 2
+
+
+def test_register_attention_monitor_logs_the_teachers_last_block(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from rats_mm.analysis import register_attention_profile
+    from rats_mm.pretrain.hooks import RegisterAttentionMonitorHook
+    model = tiny_model()
+    with torch.no_grad():  # a student unlike the teacher: the figures must be the teacher's
+        model.student['backbone'].blocks[0].attn.qkv.weight.mul_(5)
+    lines = []
+    logger = SimpleNamespace(info=lines.append)
+    hub = MessageHub.get_instance('register_attention_test')
+    runner = SimpleNamespace(model=model, iter=0, rank=0, work_dir=str(tmp_path),
+                             logger=logger, message_hub=hub)
+    hook = RegisterAttentionMonitorHook(interval=2, num_images=2)
+    hook.before_train(runner)
+    first, second = batch(), batch()
+    for i, data in enumerate((first, second)):
+        runner.iter = i
+        hook.after_train_iter(runner, i, data_batch=data)
+    # measured at iteration 2 on the first batch's first two global crops, on the teacher
+    want = register_attention_profile(model.teacher['backbone'], [first['inputs'][0][:2]])
+    record = json.loads((tmp_path / 'register_attention.json').read_text())
+    assert [r['iter'] for r in record] == [2]
+    assert len(record[0]['blocks']) == len(want)
+    for got_block, want_block in zip(record[0]['blocks'], want):
+        assert got_block == pytest.approx(want_block)
+    got = hub.get_scalar('train/register_compress_entropy').current()
+    assert got == pytest.approx(want[-1]['compress_entropy'])
+    assert any('register attention at iter 2' in line for line in lines)
+    hook.after_train(runner)                   # runner.iter 1 != 2: measured again
+    assert len(json.loads((tmp_path / 'register_attention.json').read_text())) == 2
+    # a backbone without register attention is skipped, and says so
+    vit = DINOPretrainer(dict(BACKBONE, num_registers=0, class_token=True, attn_mode='full'),
+                         head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16))
+    skipped = RegisterAttentionMonitorHook(interval=1)
+    skipped.before_train(SimpleNamespace(model=vit, logger=logger))
+    skipped.after_train_iter(runner, 0, data_batch=first)
+    assert skipped.images is None and 'skipped' in lines[-1]
