@@ -23,7 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ['STEP_STATISTICS', 'step_statistics', 'register_attention_profile']
+__all__ = ['STEP_STATISTICS', 'AttentionProfile', 'step_statistics',
+           'register_attention_profile']
 
 STEP_STATISTICS = ('compress_entropy', 'compress_peak', 'compress_map_similarity',
                    'communicate_entropy', 'communicate_self_weight', 'broadcast_entropy')
@@ -79,6 +80,32 @@ def step_statistics(weights):
     }
 
 
+class AttentionProfile:
+    """Running per-block means of :func:`step_statistics`, fed one batch at a time (so a
+    dataset never has to be held in memory)."""
+
+    def __init__(self):
+        self.sums, self.count = None, 0
+
+    def add(self, model, images):
+        """Accumulate the figures of one (B, 3, H, W) normalised batch of a RATS ``model``."""
+        stats = [step_statistics(w) for w in model.register_step_weights(images)]
+        if self.sums is None:
+            self.sums = [dict.fromkeys(STEP_STATISTICS, 0.0) for _ in stats]
+        for total, block in zip(self.sums, stats):
+            for key, value in block.items():
+                total[key] = None if value is None else total[key] + value * images.shape[0]
+        self.count += images.shape[0]
+
+    def result(self):
+        """list[dict]: per block, each statistic's mean over the images added (None where it
+        is undefined, n = 1)."""
+        if not self.count:
+            raise ValueError('register_attention_profile needs at least one image')
+        return [{k: None if v is None else v / self.count for k, v in block.items()}
+                for block in self.sums]
+
+
 def register_attention_profile(model, images):
     """``step_statistics`` of every block, averaged over images.
 
@@ -91,15 +118,7 @@ def register_attention_profile(model, images):
         list[dict]: per block, each statistic's mean over the batches weighted by their size
         (None where it is undefined, n = 1).
     """
-    sums, count = None, 0
+    profile = AttentionProfile()
     for batch in images:
-        stats = [step_statistics(w) for w in model.register_step_weights(batch)]
-        if sums is None:
-            sums = [dict.fromkeys(STEP_STATISTICS, 0.0) for _ in stats]
-        for total, block in zip(sums, stats):
-            for key, value in block.items():
-                total[key] = None if value is None else total[key] + value * batch.shape[0]
-        count += batch.shape[0]
-    if not count:
-        raise ValueError('register_attention_profile needs at least one image')
-    return [{k: None if v is None else v / count for k, v in block.items()} for block in sums]
+        profile.add(model, batch)
+    return profile.result()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import features, part_items, prepare_image, prepare_labels
-from .register_attention_stats import register_attention_profile
+from .register_attention_stats import AttentionProfile
 from .register_stats import register_similarity, registers_in_use
 from .segment import register_assignment
 
@@ -78,7 +78,7 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         dict: ``assignment_statistics`` of all images plus ``num_images``,
         ``registers_per_object`` (mean, None without masks), ``within_head`` /
         ``across_heads`` register similarity, ``num_registers``, ``num_heads`` and, for a
-        RATS, ``attention_by_block`` (:func:`register_attention_profile`).
+        RATS, ``attention_by_block`` (:func:`~.register_attention_stats.register_attention_profile`).
     """
     if not model.num_registers:
         raise ValueError('register usage needs a model with registers (num_registers=0)')
@@ -87,10 +87,13 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         raise FileNotFoundError(f'no images with part masks under {data_root} '
                                 f'(split {split!r})')
     from tqdm import tqdm
-    labels, registers, per_object, images = [], [], [], []
-    for item in tqdm(items, total=count, desc='register usage', leave=False):
-        images.append(prepare_image(item['image'], model.patch_size, size))
-        out = features(model, images[-1])
+    labels, registers, per_object = [], [], []
+    profile = AttentionProfile() if model.attn_mode == 'rats' else None
+    for item in tqdm(items, total=count, desc='register usage', leave=False, disable=None):
+        image = prepare_image(item['image'], model.patch_size, size)
+        out = features(model, image)
+        if profile is not None:
+            profile.add(model, image)
         lab = register_assignment(out['x_norm_patchtokens'], out['x_norm_regtokens'])[0]
         labels.append(lab)
         registers.append(out['x_norm_regtokens'])
@@ -100,8 +103,8 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         raise ValueError('images of different sizes: pass --size to resize them alike')
     result = assignment_statistics(torch.stack(labels), model.num_registers, model.num_heads)
     result.update(register_similarity(torch.cat(registers), model.num_heads))
-    if model.attn_mode == 'rats':
-        result['attention_by_block'] = register_attention_profile(model, images)
+    if profile is not None:
+        result['attention_by_block'] = profile.result()
     objects = [n for n in per_object if n is not None]
     result.update(num_images=count, num_registers=model.num_registers,
                   num_heads=model.num_heads,

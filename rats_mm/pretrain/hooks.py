@@ -19,6 +19,17 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
+def _append_record(path, record):
+    """Append ``record`` to the JSON list in ``path`` (created if absent)."""
+    history = []
+    if os.path.exists(path):
+        with open(path) as f:
+            history = json.load(f)
+    history.append(record)
+    with open(path, 'w') as f:
+        json.dump(history, f, indent=1)
+
+
 @HOOKS.register_module()
 class DINOScheduleHook(Hook):
     """Sets the teacher momentum (cosine) and temperature (linear warm-up) every iteration.
@@ -240,17 +251,7 @@ class KNNMonitorHook(Hook):
             f'student {record["knn_top1_student"]:.4f} ({len(self.datasets[1])} queries, '
             f'{len(self.datasets[0])} bank images)')
         if runner.rank == 0:
-            self._append(os.path.join(runner.work_dir, 'knn.json'), record)
-
-    @staticmethod
-    def _append(path, record):
-        history = []
-        if os.path.exists(path):
-            with open(path) as f:
-                history = json.load(f)
-        history.append(record)
-        with open(path, 'w') as f:
-            json.dump(history, f, indent=1)
+            _append_record(os.path.join(runner.work_dir, 'knn.json'), record)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self.interval and self.every_n_train_iters(runner, self.interval):
@@ -309,8 +310,8 @@ class RegisterAttentionMonitorHook(Hook):
             f'{k} {blocks[-1][k]:.3f}' for k in self.LOGGED if blocks[-1][k] is not None))
         self.last_iter = done_iters
         if runner.rank == 0:
-            KNNMonitorHook._append(os.path.join(runner.work_dir, 'register_attention.json'),
-                                   {'iter': done_iters, 'blocks': blocks})
+            _append_record(os.path.join(runner.work_dir, 'register_attention.json'),
+                           {'iter': done_iters, 'blocks': blocks})
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if not self.enabled:
