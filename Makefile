@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test benchmark clean
+.PHONY: install demo test benchmark science clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Emergence at GPU scale (docs/parts.md): RATS and ViT trained with DINO for MINUTES in all.
+MINUTES ?= 7
+science: install
+	$(PY) tools/science.py --minutes $(MINUTES) --out work_dirs/science
 
 benchmark: install
 	$(PY) benchmarks/backbone_scaling.py

@@ -58,7 +58,8 @@ class RegisterAttention(nn.Module):
         x = registers.view(B, H, n, self.dim).transpose(0, 1)                 # (H, B, n, D)
         q = torch.matmul(x.reshape(H, B * n, self.dim), w_q.transpose(1, 2))  # (H, B*n, d)
         if self.qkv.bias is not None:
-            q = q + self.qkv.bias[:self.dim].view(H, 1, d)
+            # the bias in the product's dtype: under autocast q stays bf16
+            q = q + self.qkv.bias[:self.dim].view(H, 1, d).to(q.dtype)
         return q.view(H, B, n, d).transpose(0, 1)                             # (B, H, n, d)
 
     def _patch_qkv(self, patches):
@@ -76,7 +77,8 @@ class RegisterAttention(nn.Module):
         H, n, d = self.num_heads, self.regs_per_head, self.head_dim
         w_o = self.proj.weight.view(self.dim, H, d).permute(1, 2, 0)            # (H, d, D)
         x = messages.transpose(0, 1).reshape(H, B * n, d)                       # (H, B*n, d)
-        out = torch.matmul(x, w_o) + self.proj.bias                             # (H, B*n, D)
+        out = torch.matmul(x, w_o)                                              # (H, B*n, D)
+        out = out + self.proj.bias.to(out.dtype)  # under autocast the output stays bf16
         return out.view(H, B, n, self.dim).transpose(0, 1).reshape(B, H * n, self.dim)
 
     def forward(self, x):

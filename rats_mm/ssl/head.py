@@ -138,7 +138,8 @@ def clip_gradients_per_parameter(params, max_norm):
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    norms = torch.stack([g.detach().norm(2) for g in grads])            # (P,)
+    # per-parameter norms in one multi-tensor kernel; no host sync anywhere
+    norms = torch.stack(torch._foreach_norm([g.detach() for g in grads]))  # (P,)
     scales = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     torch._foreach_mul_(grads, list(scales.unbind(0)))
     return norms.norm(2)

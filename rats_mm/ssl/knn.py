@@ -20,7 +20,8 @@ def knn_votes(bank_features, bank_labels, query_features, num_classes, k=20,
         chunk_size (int): Queries per similarity block (bounds memory).
 
     Returns:
-        Tensor: (Q, num_classes) summed vote weights.
+        Tensor: (Q, num_classes) summed vote weights, on the bank's device (a GPU bank
+        votes on the GPU).
     """
     if bank_features.shape[0] != bank_labels.shape[0]:
         raise ValueError(f'{bank_features.shape[0]} bank features but '
@@ -29,7 +30,8 @@ def knn_votes(bank_features, bank_labels, query_features, num_classes, k=20,
         raise ValueError(f'bank labels must lie in [0, {num_classes})')
     bank = F.normalize(bank_features.float(), dim=1)
     k = min(k, bank.shape[0])
-    votes = torch.zeros(query_features.shape[0], num_classes)
+    votes = torch.zeros(query_features.shape[0], num_classes, device=bank.device)
+    bank_labels = bank_labels.to(bank.device)
     for start in range(0, query_features.shape[0], chunk_size):
         query = F.normalize(query_features[start:start + chunk_size].float(), dim=1)
         sim, idx = (query @ bank.T).topk(k, dim=1)                       # (q, k)
@@ -50,4 +52,4 @@ def knn_accuracy(bank_features, bank_labels, query_features, query_labels, num_c
     """Top-1 accuracy (fraction in [0, 1]) of :func:`knn_classify` on labelled queries."""
     pred = knn_classify(bank_features, bank_labels, query_features, num_classes, k,
                         temperature)
-    return (pred == query_labels.long()).float().mean().item()
+    return (pred == query_labels.to(pred.device).long()).float().mean().item()

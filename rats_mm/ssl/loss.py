@@ -30,7 +30,9 @@ class DINOLoss(nn.Module):
     still tracked (for checkpoints and diagnostics) but not used.
 
     After every call, :attr:`last_stats` holds the teacher-target diagnostics of that batch
-    (see :func:`~rats_mm.ssl.target_entropies`).
+    (see :func:`~rats_mm.ssl.target_entropies`), unless ``track_stats=False``: reading them
+    waits for the GPU, so a loop that must not stall computes them from
+    :meth:`teacher_targets` every N steps instead.
 
     Args:
         out_dim (int): Number of prototypes K.
@@ -38,10 +40,11 @@ class DINOLoss(nn.Module):
         center_momentum (float): EMA momentum m of the centre, in [0, 1].
         centering (str): ``'centering'`` (DINO) or ``'sinkhorn_knopp'`` (DINOv2).
         sinkhorn_iterations (int): Sinkhorn-Knopp normalisation rounds (DINOv2: 3).
+        track_stats (bool): Fill :attr:`last_stats` at every call (one host sync).
     """
 
     def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9, centering='centering',
-                 sinkhorn_iterations=3):
+                 sinkhorn_iterations=3, track_stats=True):
         super().__init__()
         check_int('out_dim', out_dim, 1)
         if not student_temp > 0:
@@ -54,6 +57,7 @@ class DINOLoss(nn.Module):
         self.centering = centering
         self.sinkhorn_iterations = sinkhorn_iterations
         self.last_stats = {}
+        self.track_stats = bool(track_stats)
         self.out_dim = out_dim
         self.student_temp = float(student_temp)
         self.center_momentum = float(center_momentum)
@@ -121,7 +125,8 @@ class DINOLoss(nn.Module):
         log_p = log_p.view(num_student_crops, batch, k)               # (V, B, K)
         with torch.no_grad():
             q = self.teacher_targets(teacher_output, teacher_temp)    # (T * B, K)
-            self.last_stats = target_entropies(q)
+            if self.track_stats:
+                self.last_stats = target_entropies(q)
             q = q.view(num_teacher_crops, batch, k)                   # (T, B, K)
         log_p_sum = log_p.sum(dim=0)                                  # (B, K) over crops
         total = log_p.new_zeros(())
@@ -202,7 +207,7 @@ def sinkhorn_knopp(scores, num_iterations=3):
         dist.all_reduce(top, op=dist.ReduceOp.MAX)
     q = torch.exp(scores - top).t()                                    # (K, B)
     num_protos = q.shape[0]
-    num_samples = torch.tensor([q.shape[1]], dtype=torch.float32, device=q.device)
+    num_samples = q.new_full((1,), float(q.shape[1]))  # made on the device: no host copy
     _all_reduce(num_samples)
     q /= _all_reduce(q.sum().reshape(1))
     for _ in range(num_iterations):

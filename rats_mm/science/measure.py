@@ -1,0 +1,147 @@
+"""What the emergence run measures while it trains, on the device: k-NN of teacher and
+student, the teacher targets' entropies and, for RATS, the register attention of every
+block, how alike the registers of a head are and how many of them an image uses."""
+import torch
+import torch.nn.functional as F
+
+from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
+from ..analysis.register_attention_stats import register_attention_profile
+from ..analysis.register_stats import register_similarity, registers_in_use
+from ..analysis.segment import register_assignment
+from ..ssl.knn import knn_accuracy
+
+__all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, torchvision's grayscale
+
+
+def normalise(images):
+    """(B, 3, H, W) uint8 -> float32 normalised with ImageNet's mean and std."""
+    x = images.float() / 255.0
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def eval_views(images, size, grayscale):
+    """The single evaluation view of ``EvalTransform(size, crop_ratio=1.0, grayscale)``:
+    grayscale (optional), bicubic resize of the whole square image to ``size``, normalise.
+
+    Args:
+        images (Tensor): (B, 3, H, W) uint8 square images.
+        size (int): Output side.
+        grayscale (bool): Luma replicated to 3 channels first.
+
+    Returns:
+        Tensor: (B, 3, size, size) float32.
+    """
+    x = images.float()
+    if grayscale:
+        luma = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (B, 1, H, W)
+        x = luma.expand(-1, 3, -1, -1)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode='bicubic', antialias=True,
+                          align_corners=False).clamp(0, 255)
+    return normalise(x.round().to(torch.uint8))
+
+
+@torch.no_grad()
+def embed(backbone, images, size, grayscale, batch_size=512, autocast_dtype=None):
+    """Image embeddings (``backbone.forward``) of uint8 images, in batches, on their device.
+
+    Returns:
+        Tensor: (M, D) float32.
+    """
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        views = eval_views(images[start:start + batch_size], size, grayscale)
+        with torch.autocast(views.device.type, dtype=autocast_dtype or torch.float32,
+                            enabled=autocast_dtype is not None):
+            out.append(backbone(views).float())
+    return torch.cat(out)
+
+
+class KNNSet:
+    """k-NN bank and queries kept on the device (uint8), with contiguous labels.
+
+    Args:
+        bank (tuple[Tensor, Tensor]): (M, 3, S, S) uint8 images and (M,) labels.
+        query (tuple[Tensor, Tensor]): The same for the queries.
+        device (torch.device | str): Where they live.
+    """
+
+    def __init__(self, bank, query, device):
+        classes = torch.unique(torch.cat([bank[1], query[1]]))
+        remap = {int(c): i for i, c in enumerate(classes)}
+        self.num_classes = len(remap)
+        self.bank_images = bank[0].to(device)
+        self.query_images = query[0].to(device)
+        self.bank_labels = torch.tensor([remap[int(c)] for c in bank[1]], device=device)
+        self.query_labels = torch.tensor([remap[int(c)] for c in query[1]], device=device)
+
+    def top1(self, backbone, size, grayscale, autocast_dtype=None, k=20, temperature=0.07):
+        """DINO's weighted k-NN top-1 of ``backbone``'s embeddings (eval mode)."""
+        bank = embed(backbone, self.bank_images, size, grayscale, autocast_dtype=autocast_dtype)
+        query = embed(backbone, self.query_images, size, grayscale,
+                      autocast_dtype=autocast_dtype)
+        return knn_accuracy(bank, self.bank_labels, query, self.query_labels,
+                            self.num_classes, k, temperature)
+
+
+@torch.no_grad()
+def register_figures(backbone, images):
+    """Register attention and usage of a RATS backbone on native-size images.
+
+    Args:
+        backbone (RatsViT): ``attn_mode='rats'``, eval mode.
+        images (Tensor): (B, 3, H, W) uint8 images (H, W multiples of the patch size).
+
+    Returns:
+        dict: ``attention_by_block`` (per block, ``step_statistics``), the last block's
+        ``register_last_block_*`` figures, ``register_within_head_similarity`` (mean cosine
+        of two final registers of one head) and ``registers_in_use`` (registers winning more
+        than 5 % of an image's patches).
+    """
+    x = normalise(images)
+    blocks = register_attention_profile(backbone, [x])
+    out = backbone.forward_features(x)
+    regs, patches = out['x_norm_regtokens'].float().cpu(), out['x_norm_patchtokens'].float().cpu()
+    labels = register_assignment(patches, regs)                               # (B, L)
+    figures = {'attention_by_block': blocks,
+               'register_within_head_similarity':
+                   register_similarity(regs, backbone.num_heads)['within_head'],
+               'registers_in_use': registers_in_use(labels, backbone.num_registers)}
+    figures.update({f'register_last_block_{k}': v for k, v in blocks[-1].items()})
+    return figures
+
+
+def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None):
+    """One measurement of a model in training (teacher and student put back in their modes).
+
+    Args:
+        dist (DINODistillation): The model.
+        knn (KNNSet): k-NN data on the device.
+        attention_images (Tensor | None): uint8 images for the register figures (RATS).
+        recipe (Recipe): Crop size and photometrics of the evaluation view.
+        autocast_dtype (torch.dtype | None): Mixed precision of the embeddings.
+
+    Returns:
+        dict: ``knn_top1`` (teacher), ``knn_top1_student``, the teacher entropies of the last
+        batch (when one was trained) and the register figures (RATS).
+    """
+    size, gray = recipe.global_crop_size, recipe.augmentation.get('grayscale_p', 0) >= 1
+    teacher, student = dist.teacher['backbone'], dist.student['backbone']
+    was_training = student.training
+    student.eval()
+    try:
+        point = {'knn_top1': knn.top1(teacher, size, gray, autocast_dtype),
+                 'knn_top1_student': knn.top1(student, size, gray, autocast_dtype)}
+    finally:
+        student.train(was_training)
+    if dist.last_teacher_output is not None:
+        stats = dist.target_statistics(recipe.teacher_temp)
+        point.update(teacher_entropy_ratio=stats['entropy_ratio'],
+                     teacher_batch_entropy_ratio=stats['batch_entropy_ratio'])
+    if attention_images is not None and getattr(teacher, 'attn_mode', None) == 'rats':
+        point.update(register_figures(teacher, attention_images))
+    return point

@@ -1,0 +1,237 @@
+"""The emergence run: RATS and a plain ViT trained with DINO for the same time on the same
+device-resident data, measured as they train and evaluated for parts at the end
+(``tools/science.py``; docs/parts.md, "Emergence at GPU scale").
+
+Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
+a run killed at its time limit still leaves its figures), ``backbone_rats.pth`` and
+``backbone_vit.pth`` (teacher backbones as plain state dicts, written as soon as each model
+is trained; ``configs/science/`` describes them to the analysis tools), ``curves.png``,
+``views.png`` (sample multi-crop views), ``parts.png`` (part maps) and ``log.txt``.
+"""
+import json
+import os
+import platform
+import time
+import traceback
+from dataclasses import replace
+
+import torch
+
+from ..models import RatsViT
+from ..ssl.device_multicrop import DeviceMultiCrop
+from .data import prepare_eval_sets, render_training_images
+from .evaluate import evaluate_corloc, evaluate_part_maps, evaluate_parts_all
+from .figures import render_curves, render_views
+from .measure import KNNSet
+from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
+                     train_flops_per_image)
+from .train import train_model
+
+__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'PRESETS', 'demo_recipe', 'run_science',
+           'smoke_recipe']
+
+ASSUMED_TFLOPS = 250.0  # the issue's sizing rate for one H200 (about 790 measured peak bf16)
+CONTRACT_KEYS = (
+    'device', 'images_seen_rats', 'images_seen_vit', 'images_per_second_rats',
+    'images_per_second_vit', 'knn_top1_rats', 'knn_top1_vit', 'knn_top1_random_init',
+    'part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
+    'register_last_block_communicate_entropy', 'register_within_head_similarity',
+    'registers_in_use')
+
+
+def smoke_recipe():
+    """A recipe that runs every stage in seconds on a CPU (tiny data, batch and head)."""
+    return replace(Recipe(), batch_size=16, num_train_images=256, local_crops_number=2,
+                   head=dict(out_dim=256, hidden_dim=256, bottleneck_dim=64),
+                   num_measurements=2, eval_max_images=12, num_eval_objects=60,
+                   num_eval_scenes=30)
+
+
+def demo_recipe():
+    """``make demo``'s pretraining recipe (configs/demo/dino_rats_synthetic.py) on this
+    pipeline: the demo objects' 1,600 training images, batch 32, lr 5e-4, two 64 px global
+    views, momentum 0.99 -> 1, the last layer frozen for 20 of 400 steps; run with
+    ``--max-steps 400`` it sees the demo's 12,800 images (docs/parts.md compares the two
+    pipelines)."""
+    return replace(Recipe(), batch_size=32, base_lr=5e-4 * 256 / 32, local_crops_number=0,
+                   head=dict(out_dim=1024, hidden_dim=256, bottleneck_dim=64),
+                   momentum=(0.99, 1.0), freeze_last_layer_fraction=0.05,
+                   num_measurements=4, train_images='objects')
+
+
+PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
+
+
+class Run:
+    """The output folder: summary, log and files."""
+
+    def __init__(self, out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+        self.out_dir = out_dir
+        self.summary = dict.fromkeys(CONTRACT_KEYS)
+        self.log_file = open(os.path.join(out_dir, 'log.txt'), 'a')
+
+    def path(self, name):
+        return os.path.join(self.out_dir, name)
+
+    def log(self, message):
+        line = f'[{time.strftime("%H:%M:%S")}] {message}'
+        print(line, flush=True)
+        self.log_file.write(line + '\n')
+        self.log_file.flush()
+
+    def write(self, **figures):
+        """Update the summary and rewrite summary.json atomically."""
+        self.summary.update(figures)
+        tmp = self.path('summary.json.tmp')
+        with open(tmp, 'w') as f:
+            json.dump(self.summary, f, indent=1, default=float)
+        os.replace(tmp, self.path('summary.json'))
+
+
+def _model_figures(name, result):
+    """Summary keys of one trained model: the last measurement point and the speed."""
+    last = result.history[-1]
+    out = {f'images_seen_{name}': result.figures['images_seen'],
+           f'images_per_second_{name}': result.figures['images_per_second'],
+           f'knn_top1_{name}': last.get('knn_top1'),
+           f'knn_top1_student_{name}': last.get('knn_top1_student'),
+           f'loss_{name}': last.get('loss'),
+           f'teacher_entropy_ratio_{name}': last.get('teacher_entropy_ratio'),
+           f'teacher_batch_entropy_ratio_{name}': last.get('teacher_batch_entropy_ratio'),
+           f'train_{name}': result.figures}
+    if 'attention_by_block' in last:
+        out.update({k: v for k, v in last.items() if k.startswith('register')})
+        out['register_attention_by_block'] = last['attention_by_block']
+    return out
+
+
+def _export(result, path):
+    """The teacher backbone as a plain float32 state dict."""
+    state = {k: v.detach().float().cpu()
+             for k, v in result.dist.teacher['backbone'].state_dict().items()}
+    torch.save(state, path)
+    return path
+
+
+def _prepare(run, recipe, cache_dir, device, configs):
+    """Data on the device, k-NN set, FLOPs; returns (images, knn, attention images, sets)."""
+    start = time.perf_counter()
+    sets = prepare_eval_sets(cache_dir, recipe.num_eval_objects, recipe.num_eval_scenes,
+                             recipe.image_size, log=run.log)
+    if recipe.train_images == 'objects':
+        images = sets.bank[0]
+        run.log(f'training images: the {len(images)} of {sets.objects} (training split)')
+    else:
+        images, _ = render_training_images(cache_dir, recipe.num_train_images,
+                                           recipe.image_size, log=run.log)
+    knn = KNNSet(sets.bank, sets.query, device)
+    attention_images = sets.query[0][:64].to(device)
+    flops = {name: train_flops_per_image(cfg, recipe) for name, cfg in configs.items()}
+    run.write(data_seconds=round(time.perf_counter() - start, 1),
+              num_train_images=len(images),
+              **{f'train_gflops_per_image_{k}': v / 1e9 for k, v in flops.items()},
+              **{f'expected_images_at_{ASSUMED_TFLOPS:.0f}_tflops_{k}':
+                 ASSUMED_TFLOPS * 1e12 * run.summary['seconds_per_model'] / v
+                 for k, v in flops.items()})
+    return images.to(device), knn, attention_images, sets
+
+
+def _final_evaluation(run, trained, configs, sets, recipe, seed):
+    """Part mIoU, CorLoc and pictures of the trained models and their random inits."""
+    rats, vit = (trained[k].dist.teacher['backbone'].eval() for k in ('rats', 'vit'))
+    device = next(rats.parameters()).device
+    randoms = {}
+    for name in ('rats', 'vit'):
+        torch.manual_seed(seed)  # the trained model's own init
+        randoms[name] = RatsViT(**configs[name]).to(device).eval()
+    limit = recipe.eval_max_images
+    run.write(**evaluate_parts_all(rats, vit, sets, limit))
+    run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
+                                        if k.startswith('part_miou')}))
+    run.write(**evaluate_parts_all(randoms['rats'], randoms['vit'], sets, limit,
+                                   prefix='random_init_'))
+    run.write(**evaluate_corloc([('rats_registers', rats, 'registers'),
+                                 ('vit_lost', vit, 'lost'),
+                                 ('rats_registers_random_init', randoms['rats'], 'registers')],
+                                sets, recipe.image_size, limit))
+    files = sorted(os.listdir(os.path.join(sets.scenes, 'images', 'validation')))[:4]
+    objects = sorted(os.listdir(os.path.join(sets.objects, 'images', 'validation')))[:4]
+    paths = ([os.path.join(sets.objects, 'images', 'validation', f) for f in objects]
+             + [os.path.join(sets.scenes, 'images', 'validation', f) for f in files])
+    evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
+
+
+def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
+                rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None):
+    """Train RATS and the plain ViT for ``minutes / 2`` each, measure and evaluate them.
+
+    Args:
+        out_dir (str): Output folder (see the module docstring).
+        minutes (float): Training time of both models together.
+        device (str): ``'cuda'`` or ``'cpu'``.
+        preset (str): Recipe when ``recipe`` is None: ``'gpu'`` (:class:`Recipe`),
+            ``'smoke'`` (:func:`smoke_recipe`, every stage in seconds) or ``'demo'``
+            (:func:`demo_recipe`).
+        seed (int): Seed of both models' init, batches and crops.
+        cache_dir (str | None): Where the rendered data are kept (default
+            ``data/science``).
+        rats_config (str): Config of the RATS backbone.
+        vit_config (str): Config of the ViT backbone.
+        recipe (Recipe | None): Overrides the default recipe.
+        max_steps (int | None): Cap on each model's steps.
+
+    Returns:
+        dict: The summary (also in ``out_dir/summary.json``).
+    """
+    device = torch.device(device)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if recipe is None:
+        if preset not in PRESETS:
+            raise ValueError(f'preset={preset!r} is not one of {sorted(PRESETS)}')
+        recipe = PRESETS[preset]()
+    autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
+    run = Run(out_dir)
+    configs = {'rats': backbone_config(rats_config), 'vit': backbone_config(vit_config)}
+    run.write(device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
+                      else f'cpu ({platform.processor() or platform.machine()}, '
+                           f'{torch.get_num_threads()} threads)'),
+              torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
+              seconds_per_model=60.0 * minutes / 2, recipe=recipe.to_dict(),
+              configs={'rats': rats_config, 'vit': vit_config})
+    cache_dir = cache_dir or os.path.join('data', 'science')
+    images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device, configs)
+    views = DeviceMultiCrop(**recipe.multicrop_kwargs())(
+        images[:4], generator=torch.Generator(device=device).manual_seed(seed))
+    render_views(views, run.path('views.png'))
+    torch.manual_seed(seed)
+    random_rats = RatsViT(**configs['rats']).to(device).eval()
+    run.write(knn_top1_random_init=knn.top1(random_rats, recipe.global_crop_size,
+                                            recipe.augmentation.get('grayscale_p', 0) >= 1))
+    trained, histories = {}, {}
+    for name in ('rats', 'vit'):
+        def on_point(history, name=name):
+            histories[name] = history
+            run.write(history={**run.summary.get('history', {}), name: history})
+        trained[name] = train_model(
+            name, configs[name], images, knn, attention_images, recipe,
+            run.summary['seconds_per_model'], device, seed, autocast_dtype, on_point, run.log,
+            max_steps)
+        run.write(**_model_figures(name, trained[name]))
+        _export(trained[name], run.path(f'backbone_{name}.pth'))
+        render_curves({k.upper() if k == 'vit' else 'RATS': v for k, v in histories.items()},
+                      run.path('curves.png'))
+    try:
+        _final_evaluation(run, trained, configs, sets, recipe, seed)
+    except Exception as e:  # the weights are written: evaluate them later with the tools
+        run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
+                'are in backbone_rats.pth / backbone_vit.pth:\n' + traceback.format_exc())
+        run.write(evaluation_error=f'{type(e).__name__}: {e}')
+        raise
+    run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
+    return run.summary
+

@@ -1,0 +1,171 @@
+"""DINO self-distillation in plain PyTorch: student and EMA teacher, and one training step
+that never waits for the device (no ``.item()``, no ``if`` on a tensor).
+
+This is what ``tools/science.py`` trains with on a GPU machine that has no OpenMMLab; the
+mmengine model (``rats_mm.pretrain.DINOPretrainer``) wraps the same pieces for the
+config-driven runs.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .head import DINOHead, cancel_last_layer_gradients, clip_gradients_per_parameter
+from .loss import DINOLoss
+from .teacher import build_teacher, update_teacher
+
+__all__ = ['DINODistillation', 'StepSettings', 'build_optimizer', 'train_step']
+
+
+class DINODistillation(nn.Module):
+    """Student and teacher (backbone + :class:`DINOHead`) with the :class:`DINOLoss`.
+
+    The teacher is a frozen copy of the student, updated as its EMA by :func:`train_step`,
+    and stays in eval mode whatever ``train()`` is called with (no drop-path in its targets),
+    as DINOv2's meta-architecture keeps it.
+
+    Args:
+        backbone (nn.Module): Maps (B, 3, s, s) images to (B, D) embeddings and has an
+            ``embed_dim`` (``RatsViT``: the mean of the registers, or the [CLS] token).
+        head (dict | None): :class:`DINOHead` arguments except ``in_dim``.
+        loss (dict | None): :class:`DINOLoss` arguments except ``out_dim``; ``track_stats``
+            defaults to False here (statistics are read by :meth:`target_statistics`).
+        num_global (int): Leading views that the teacher sees (DINO: the 2 global crops).
+    """
+
+    def __init__(self, backbone, head=None, loss=None, num_global=2):
+        super().__init__()
+        head_module = DINOHead(backbone.embed_dim, **(head or {}))
+        self.student = nn.ModuleDict({'backbone': backbone, 'head': head_module})
+        self.teacher = build_teacher(self.student).eval()
+        loss = {'track_stats': False, **(loss or {})}
+        self.criterion = DINOLoss(head_module.last_layer.out_features, **loss)
+        self.num_global = num_global
+        self.last_teacher_output = None
+
+    def train(self, mode=True):
+        """Set the student's mode; the teacher stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @staticmethod
+    def _embed(branch, views):
+        """Views grouped by resolution: list of (B, 3, s, s) -> (len(views) * B, K) logits."""
+        outputs, start = [], 0
+        while start < len(views):  # consecutive views of one size run as one batch
+            end = start + 1
+            while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
+                end += 1
+            outputs.append(branch['backbone'](torch.cat(views[start:end])))  # (b * B, D)
+            start = end
+        return branch['head'](torch.cat(outputs))
+
+    def forward(self, views, teacher_temp):
+        """DINO loss of multi-crop ``views``.
+
+        Args:
+            views (list[Tensor]): (B, 3, s, s) views, crop-major, the global ones first.
+            teacher_temp (float): Teacher softmax temperature.
+
+        Returns:
+            Tensor: Scalar float32 loss (on the views' device; nothing is read back).
+        """
+        with torch.no_grad():
+            teacher_out = self._embed(self.teacher, views[:self.num_global])
+        student_out = self._embed(self.student, views)
+        self.last_teacher_output = teacher_out.detach()
+        return self.criterion(student_out, teacher_out, teacher_temp,
+                              num_student_crops=len(views), num_teacher_crops=self.num_global)
+
+    @torch.no_grad()
+    def target_statistics(self, teacher_temp):
+        """Collapse diagnostics of the last batch's teacher targets (one host sync).
+
+        Returns:
+            dict: :func:`~rats_mm.ssl.target_entropies` of the last forward's targets.
+        """
+        from .loss import target_entropies
+        if self.last_teacher_output is None:
+            raise RuntimeError('target_statistics needs a forward first')
+        return target_entropies(self.criterion.teacher_targets(self.last_teacher_output,
+                                                               teacher_temp))
+
+
+def build_optimizer(student, lr, weight_decay, fused=None):
+    """AdamW over two groups: weights decayed, biases / norms / tokens not (DINO's split).
+
+    Args:
+        student (nn.Module): The trained module (``DINODistillation.student``).
+        lr (float): Initial learning rate (a schedule overwrites it every step).
+        weight_decay (float): Initial weight decay of the decayed group.
+        fused (bool | None): Fused AdamW kernel (None: on CUDA parameters only).
+
+    Returns:
+        torch.optim.AdamW: Groups carry ``decay`` (bool) so the schedule knows which to set.
+    """
+    decay, no_decay = [], []
+    for name, param in student.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_token = name.split('.')[-1] in ('pos_embed', 'cls_token', 'registers')
+        (no_decay if param.ndim <= 1 or is_token else decay).append(param)
+    if fused is None:
+        fused = all(p.is_cuda for p in decay + no_decay)
+    groups = [{'params': decay, 'weight_decay': weight_decay, 'decay': True},
+              {'params': no_decay, 'weight_decay': 0.0, 'decay': False}]
+    return torch.optim.AdamW(groups, lr=lr, fused=fused, foreach=None if fused else True)
+
+
+@dataclass
+class StepSettings:
+    """Scheduled values of one step.
+
+    Attributes:
+        lr (float): Learning rate.
+        weight_decay (float): Weight decay of the decayed group.
+        momentum (float): Teacher EMA momentum.
+        teacher_temp (float): Teacher temperature.
+        clip_grad (float | None): DINO's per-parameter gradient clipping norm (None: off).
+        freeze_last_layer (bool): Drop the head's last-layer gradients this step.
+    """
+    lr: float
+    weight_decay: float
+    momentum: float
+    teacher_temp: float
+    clip_grad: float = 3.0
+    freeze_last_layer: bool = False
+
+
+def train_step(model, optimizer, views, settings, autocast_dtype=None):
+    """One DINO iteration: loss, backward, clipping, step, teacher EMA; no host sync.
+
+    Args:
+        model (DINODistillation): Student, teacher and loss (student in train mode).
+        optimizer (torch.optim.Optimizer): From :func:`build_optimizer`.
+        views (list[Tensor]): Normalised views, crop-major, the global ones first.
+        settings (StepSettings): This step's scheduled values.
+        autocast_dtype (torch.dtype | None): Mixed precision of the forward (bf16 on a GPU;
+            the loss, centring and teacher softmax run in float32 inside :class:`DINOLoss`).
+
+    Returns:
+        Tensor: The detached scalar loss, still on the device (a non-finite value is for the
+        caller to check when it reads it).
+    """
+    for group in optimizer.param_groups:
+        group['lr'] = settings.lr
+        if group.get('decay'):
+            group['weight_decay'] = settings.weight_decay
+    device_type = views[0].device.type
+    with torch.autocast(device_type, dtype=autocast_dtype or torch.float32,
+                        enabled=autocast_dtype is not None):
+        loss = model(views, settings.teacher_temp)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if settings.clip_grad:
+        clip_gradients_per_parameter(model.student.parameters(), settings.clip_grad)
+    if settings.freeze_last_layer:
+        cancel_last_layer_gradients(model.student['head'])
+    optimizer.step()
+    update_teacher(model.student, model.teacher, settings.momentum)
+    return loss.detach()

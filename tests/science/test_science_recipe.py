@@ -1,0 +1,83 @@
+"""The emergence run's recipe: configs read without mmengine, FLOPs against torch's own
+counter, step planning and schedules by value."""
+import math
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from rats_mm.models import RatsViT
+from rats_mm.science import Recipe, backbone_config, plan_steps, step_settings
+from rats_mm.science import train_flops_per_image
+from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG
+from rats_mm.ssl.distill import DINODistillation
+from rats_mm.ssl.schedules import cosine_schedule
+
+
+def test_science_configs_are_the_models_the_analysis_tools_build():
+    """The plain-Python read equals mmengine's (what part_eval.py uses), for both configs."""
+    from rats_mm.runtime.backbones import backbone_kwargs
+    for path in (RATS_CONFIG, VIT_CONFIG):
+        assert backbone_config(path) == backbone_kwargs(path)
+    rats, vit = backbone_config(RATS_CONFIG), backbone_config(VIT_CONFIG)
+    assert rats['attn_mode'] == 'rats' and rats['embed_dim'] >= 192
+    assert vit['attn_mode'] == 'full' and vit['class_token'] and vit['num_registers'] == 0
+    same = ('img_size', 'patch_size', 'embed_dim', 'depth', 'num_heads')
+    assert {k: rats[k] for k in same} == {k: vit[k] for k in same}
+
+
+def test_backbone_config_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        backbone_config(str(tmp_path / 'nope.py'))
+    based = tmp_path / 'based.py'
+    based.write_text("_base_ = ['x.py']\nmodel = dict(backbone=dict(embed_dim=8))\n")
+    with pytest.raises(ValueError, match='based.py.*_base_'):
+        backbone_config(str(based))
+    wrong = tmp_path / 'wrong.py'
+    wrong.write_text('model = dict(backbone=dict(embed_dims=8))\n')
+    with pytest.raises(ValueError, match='wrong.py.*not RatsViT arguments'):
+        backbone_config(str(wrong))
+
+
+@pytest.mark.parametrize('attn_mode', ['rats', 'full'])
+def test_train_flops_match_torch_flop_counter(attn_mode):
+    """One DINO step's counted FLOPs (student forward + backward on all views, teacher forward
+    on the globals) agree with the analytic figure within 5 % (the counter skips the input
+    gradient of the patch embedding, which nothing needs)."""
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2,
+                  num_registers=4 if attn_mode == 'rats' else 0, attn_mode=attn_mode,
+                  class_token=attn_mode == 'full')
+    recipe = Recipe(global_crop_size=32, local_crop_size=16, local_crops_number=2,
+                    head=dict(out_dim=128, hidden_dim=96, bottleneck_dim=32))
+    model = DINODistillation(RatsViT(**kwargs), head=recipe.head)
+    batch = 3
+    views = [torch.randn(batch, 3, 32, 32) for _ in range(2)]
+    views += [torch.randn(batch, 3, 16, 16) for _ in range(2)]
+    counter = FlopCounterMode(display=False)
+    # the math backend decomposes attention into matmuls the counter sees (it has no formula
+    # for the CPU flash kernel)
+    with counter, sdpa_kernel(SDPBackend.MATH):
+        model(views, 0.04).backward()
+    expected = train_flops_per_image(kwargs, recipe) * batch
+    assert counter.get_total_flops() == pytest.approx(expected, rel=0.05)
+
+
+def test_plan_steps_leaves_time_for_measurements():
+    assert plan_steps(100.0, 0.5, 2.0, 10) == 160          # (100 - 20) / 0.5
+    assert plan_steps(10.0, 1.0, 5.0, 3, min_steps=4) == 4   # never below the floor
+
+
+def test_step_settings_follow_dino_schedules():
+    recipe = Recipe(batch_size=512)
+    total = 1000
+    first, end_warmup, last = (step_settings(s, total, recipe) for s in (0, 99, total - 1))
+    assert first['lr'] == 0.0 and end_warmup['lr'] == pytest.approx(recipe.lr)
+    assert recipe.lr == pytest.approx(5e-4 * 2)
+    assert last['lr'] == pytest.approx(cosine_schedule(total - 1, total, recipe.lr,
+                                                       recipe.min_lr, 100))
+    assert first['momentum'] == pytest.approx(0.996) and last['momentum'] > 0.99999
+    assert first['weight_decay'] == pytest.approx(0.04)
+    assert last['weight_decay'] == pytest.approx(0.4, 1e-4)
+    frozen = [step_settings(s, total, recipe)['freeze_last_layer'] for s in range(20)]
+    assert frozen == [True] * math.ceil(0.01 * total) + [False] * (20 - 10)

@@ -1,0 +1,93 @@
+"""``tools/science.py --smoke`` end to end on the CPU with OpenMMLab unimportable, and its
+exported backbones read back by the analysis tools through configs/science/."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rats_mm.science import CONTRACT_KEYS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BLOCKED = ('mmengine', 'mmcv', 'mmseg', 'mmdet')
+# a module set to None in sys.modules raises ImportError on import
+RUN = ("import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+       "sys.argv = ['tools/science.py'] + {argv!r}; "
+       "runpy.run_path('tools/science.py', run_name='__main__')")
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp('science')
+    out, cache = str(base / 'run'), str(base / 'cache')
+    argv = ['--smoke', '--device', 'cpu', '--out', out, '--cache-dir', cache]
+    proc = subprocess.run([sys.executable, '-c', RUN.format(blocked=BLOCKED, argv=argv)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(os.path.join(out, 'summary.json')) as f:
+        return out, cache, json.load(f), proc.stdout
+
+
+def test_smoke_writes_every_contract_figure(smoke_run):
+    out, _, summary, _ = smoke_run
+    missing = [k for k in CONTRACT_KEYS if summary.get(k) is None]
+    assert not missing, missing
+    assert summary['device'].startswith('cpu')
+    for name in ('rats', 'vit'):
+        train = summary[f'train_{name}']
+        assert summary[f'images_seen_{name}'] == train['steps'] * 16 > 0
+        assert summary[f'images_per_second_{name}'] > 0
+        assert 0 <= summary[f'knn_top1_{name}'] <= 1
+        history = summary['history'][name]
+        assert history[0]['step'] == 0 and history[-1]['step'] == train['steps']
+        assert all('loss' in p for p in history[1:])
+    for key in ('part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
+                'part_miou_rats_scenes', 'part_miou_random_init_rats'):
+        assert 0 < summary[key] < 1, key
+    assert 0 < summary['register_last_block_communicate_entropy'] <= 1.0 + 1e-6
+    assert 0 < summary['registers_in_use'] <= 24
+    assert len(summary['register_attention_by_block']) == 8
+    assert 0 <= summary['corloc_rats_registers'] <= 1
+    for name in ('curves.png', 'views.png', 'parts.png', 'log.txt'):
+        assert os.path.isfile(os.path.join(out, name)), name
+
+
+def test_smoke_pictures_are_drawn(smoke_run, drawn_colours):
+    out = smoke_run[0]
+    for name in ('curves.png', 'views.png', 'parts.png'):
+        assert drawn_colours(os.path.join(out, name)) > 50, name
+
+
+@pytest.mark.parametrize('name,config,method,key', [
+    ('rats', 'rats_science.py', 'registers', 'part_miou_rats'),
+    ('vit', 'vit_science.py', 'kmeans', 'part_miou_vit_kmeans')])
+def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, method, key):
+    """The exported teacher, read with configs/science/ by tools/analysis/part_eval.py,
+    scores exactly what the run measured in process on the same images."""
+    out, cache, summary, _ = smoke_run
+    objects = next(os.path.join(cache, d) for d in os.listdir(cache)
+                   if d.startswith('objects_'))
+    result = tmp_path / 'parts.json'
+    cmd = [sys.executable, 'tools/analysis/part_eval.py', f'configs/science/{config}',
+           os.path.join(out, f'backbone_{name}.pth'), '--data-root', objects,
+           '--split', 'validation', '--max-images', '12', '--method', method,
+           '--mode', 'hungarian', '--out', str(result)]
+    if method == 'kmeans':
+        cmd += ['--num-clusters', '24']
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    assert json.loads(result.read_text())['miou'] == pytest.approx(summary[key], abs=1e-9)
+
+
+def test_exported_backbone_is_a_plain_state_dict(smoke_run):
+    state = torch.load(os.path.join(smoke_run[0], 'backbone_rats.pth'), weights_only=True)
+    assert state['registers'].shape == (1, 24, 192)
+    assert all(v.dtype == torch.float32 for v in state.values())
+
+
+def test_smoke_renders_and_caches_its_data(smoke_run):
+    log = smoke_run[3]
+    assert 'training images: rendered 256' in log
+    cache = smoke_run[1]
+    assert any(f.startswith('train_isolated_256_96_7') for f in os.listdir(cache))

@@ -1,0 +1,89 @@
+"""The pure-PyTorch DINO step of the emergence run: it learns, keeps the teacher in eval,
+clips per parameter and never reads a value back from the device."""
+import pytest
+import torch
+
+from rats_mm.models import RatsViT
+from rats_mm.science.train import BatchSampler
+from rats_mm.ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
+
+
+def _model():
+    torch.manual_seed(0)
+    backbone = RatsViT(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
+                       num_registers=4, drop_path_rate=0.1)
+    return DINODistillation(backbone, head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16))
+
+
+def _views(batch=4):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(batch, 3, 32, 32, generator=g) for _ in range(2)] + [
+        torch.randn(batch, 3, 16, 16, generator=g) for _ in range(2)]
+
+
+def test_teacher_stays_in_eval_and_moves_by_ema():
+    model = _model().train()
+    assert model.student.training and not model.teacher.training
+    opt = build_optimizer(model.student, 1e-3, 0.04)
+    before = [p.clone() for p in model.teacher.parameters()]
+    train_step(model, opt, _views(), StepSettings(lr=1e-3, weight_decay=0.04, momentum=0.9,
+                                                  teacher_temp=0.04))
+    for t_old, t_new, s in zip(before, model.teacher.parameters(), model.student.parameters()):
+        torch.testing.assert_close(t_new, 0.9 * t_old + 0.1 * s.detach())
+
+
+def test_optimizer_groups_split_decay_like_dino():
+    model = _model()
+    opt = build_optimizer(model.student, 1e-3, 0.04, fused=False)
+    decay, no_decay = opt.param_groups
+    names = {id(p): n for n, p in model.student.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay['params'])
+    no_decay_names = {names[id(p)] for p in no_decay['params']}
+    assert 'backbone.registers' in no_decay_names and 'backbone.pos_embed' in no_decay_names
+    assert all(n.endswith(('bias', 'weight', 'registers', 'pos_embed')) for n in no_decay_names)
+    assert decay['weight_decay'] == 0.04 and no_decay['weight_decay'] == 0.0
+
+
+def test_train_step_reads_nothing_back(monkeypatch):
+    """No .item(), .tolist() or truth value of a tensor inside the step: on a GPU each would
+    make the host wait for the device."""
+    model = _model().train()
+    opt = build_optimizer(model.student, 1e-3, 0.04, fused=True)
+    settings = StepSettings(lr=1e-3, weight_decay=0.04, momentum=0.99, teacher_temp=0.04,
+                            clip_grad=3.0, freeze_last_layer=True)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('host sync inside the step')
+    for name in ('item', 'tolist', '__bool__', '__float__', '__int__'):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    losses = [train_step(model, opt, _views(), settings) for _ in range(2)]
+    monkeypatch.undo()
+    assert all(torch.isfinite(loss) for loss in losses)
+
+
+def test_a_few_steps_lower_the_loss_on_fixed_views():
+    model = _model().train()
+    opt = build_optimizer(model.student, 3e-3, 0.0, fused=False)
+    views = _views(8)
+    settings = StepSettings(lr=3e-3, weight_decay=0.0, momentum=0.9, teacher_temp=0.04)
+    losses = [float(train_step(model, opt, views, settings)) for _ in range(15)]
+    assert losses[-1] < losses[0] - 0.05
+
+
+def test_frozen_last_layer_is_not_updated():
+    model = _model().train()
+    opt = build_optimizer(model.student, 1e-2, 0.0, fused=False)
+    last = [p.clone() for p in model.student['head'].last_layer.parameters()]
+    train_step(model, opt, _views(), StepSettings(lr=1e-2, weight_decay=0.0, momentum=0.9,
+                                                  teacher_temp=0.04, freeze_last_layer=True))
+    for old, new in zip(last, model.student['head'].last_layer.parameters()):
+        assert torch.equal(old, new)
+
+
+def test_batch_sampler_covers_an_epoch_without_replacement():
+    sampler = BatchSampler(12, 4, torch.Generator().manual_seed(0), 'cpu')
+    epoch = torch.cat([sampler.next() for _ in range(3)])
+    assert sorted(epoch.tolist()) == list(range(12))
+    assert not torch.equal(epoch, torch.cat([sampler.next() for _ in range(3)]))
+    with pytest.raises(ValueError, match='batch_size=13 exceeds the 12'):
+        BatchSampler(12, 13, torch.Generator(), 'cpu')

@@ -1,0 +1,61 @@
+"""Emergence at GPU scale: DINO-train RATS and a plain ViT for the same time on one device and
+measure whether the registers become parts (docs/parts.md, "Emergence at GPU scale").
+
+    python tools/science.py --minutes 7 --out work_dirs/science            # one GPU
+    python tools/science.py --smoke --device cpu --out work_dirs/science_smoke
+
+Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
+scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
+DIR/backbone_rats.pth, DIR/backbone_vit.pth (read by the analysis tools with
+configs/science/rats_science.py and vit_science.py), DIR/curves.png, DIR/views.png,
+DIR/parts.png and DIR/log.txt.
+"""
+import argparse
+import sys
+
+import torch
+
+from rats_mm.science import run_science
+from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--minutes', type=float, default=None,
+                        help='training time of both models together (default 7; smoke 0.5)')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        choices=['cuda', 'cpu'])
+    parser.add_argument('--smoke', action='store_true',
+                        help='tiny data, batch and evaluation: every stage in seconds '
+                             '(same as --preset smoke)')
+    parser.add_argument('--preset', default='gpu', choices=['gpu', 'smoke', 'demo'],
+                        help="recipe: the GPU run's, the smoke test's, or make demo's "
+                             'pretraining recipe (docs/parts.md)')
+    parser.add_argument('--rats-config', default=RATS_CONFIG, help='RATS backbone config')
+    parser.add_argument('--vit-config', default=VIT_CONFIG, help='ViT backbone config')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cache-dir', default=None,
+                        help='where rendered data are kept (default data/science)')
+    parser.add_argument('--max-steps', type=int, default=None,
+                        help='cap on each model\'s training steps')
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.preset = 'smoke'
+    if args.minutes is None:
+        args.minutes = 0.5 if args.smoke else 7.0
+    if args.minutes <= 0:
+        parser.error(f'--minutes must be > 0, got {args.minutes}')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run_science(args.out, args.minutes, device=args.device, preset=args.preset, seed=args.seed,
+                cache_dir=args.cache_dir, rats_config=args.rats_config,
+                vit_config=args.vit_config, max_steps=args.max_steps)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
