@@ -37,6 +37,12 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cache-dir', default=None,
                         help='where rendered data are kept (default data/science)')
+    parser.add_argument('--models', default='rats,vit',
+                        help='comma-separated models to train: rats, vit or both (default)')
+    parser.add_argument('--local-crops', type=int, default=None,
+                        help="number of local views (default: the preset's)")
+    parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
+                        help="teacher centring (default: the preset's, DINO's)")
     parser.add_argument('--max-steps', type=int, default=None,
                         help='cap on each model\'s training steps')
     args = parser.parse_args(argv)
@@ -49,11 +55,23 @@ def parse_args(argv=None):
     return args
 
 
+def overrides(args):
+    """Recipe fields set on the command line."""
+    out = {}
+    if args.local_crops is not None:
+        out['local_crops_number'] = args.local_crops
+    if args.centering is not None:
+        out['centering'] = args.centering
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     run_science(args.out, args.minutes, device=args.device, preset=args.preset, seed=args.seed,
                 cache_dir=args.cache_dir, rats_config=args.rats_config,
-                vit_config=args.vit_config, max_steps=args.max_steps)
+                vit_config=args.vit_config, max_steps=args.max_steps,
+                models=[m.strip() for m in args.models.split(',') if m.strip()],
+                overrides=overrides(args))
     return 0
 
 

@@ -22,8 +22,8 @@ def evaluate_parts_all(rats, vit, sets, max_images=None, prefix=''):
     """Part mIoU of RATS (cosine and broadcast) and ViT k-means on objects and scenes.
 
     Args:
-        rats (RatsViT): RATS backbone (eval mode, on its device).
-        vit (RatsViT): Plain ViT backbone.
+        rats (RatsViT | None): RATS backbone (eval mode, on its device); None skips it.
+        vit (RatsViT | None): Plain ViT backbone; None skips it.
         sets (EvalSets): Held-out sets.
         max_images (int | None): First images of each validation split only.
         prefix (str): Inserted in the keys (``'random_init_'`` for the references).
@@ -34,11 +34,15 @@ def evaluate_parts_all(rats, vit, sets, max_images=None, prefix=''):
     """
     out = {}
     common = dict(split='validation', max_images=max_images or None)
+    runs = []
+    if rats is not None:
+        runs += [('rats', rats, dict(method='registers')),
+                 ('rats_broadcast', rats, dict(method='registers', assignment='broadcast'))]
+    if vit is not None:  # K = the RATS register count (the config's, when RATS is skipped)
+        clusters = rats.num_registers if rats is not None else vit.kmeans_clusters
+        runs.append(('vit_kmeans', vit, dict(method='kmeans', num_clusters=clusters)))
     for root, tag in ((sets.objects, ''), (sets.scenes, '_scenes')):
-        for key, model, kwargs in (
-                ('rats', rats, dict(method='registers')),
-                ('rats_broadcast', rats, dict(method='registers', assignment='broadcast')),
-                ('vit_kmeans', vit, dict(method='kmeans', num_clusters=rats.num_registers))):
+        for key, model, kwargs in runs:
             result = evaluate_parts(model, root, **common, **kwargs)
             out[f'part_miou_{prefix}{key}{tag}'] = result['miou']
     return out

@@ -139,31 +139,40 @@ def _prepare(run, recipe, cache_dir, device, configs):
 
 def _final_evaluation(run, trained, configs, sets, recipe, seed):
     """Part mIoU, CorLoc and pictures of the trained models and their random inits."""
-    rats, vit = (trained[k].dist.teacher['backbone'].eval() for k in ('rats', 'vit'))
-    device = next(rats.parameters()).device
+    teachers = {k: r.dist.teacher['backbone'].eval() for k, r in trained.items()}
+    rats, vit = teachers.get('rats'), teachers.get('vit')
+    device = next(next(iter(teachers.values())).parameters()).device
     randoms = {}
-    for name in ('rats', 'vit'):
+    for name in teachers:
         torch.manual_seed(seed)  # the trained model's own init
         randoms[name] = RatsViT(**configs[name]).to(device).eval()
+    if vit is not None:  # k-means with as many clusters as the RATS config has registers
+        for model in (vit, randoms['vit']):
+            model.kmeans_clusters = configs['rats']['num_registers']
     limit = recipe.eval_max_images
     run.write(**evaluate_parts_all(rats, vit, sets, limit))
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
-                                        if k.startswith('part_miou')}))
-    run.write(**evaluate_parts_all(randoms['rats'], randoms['vit'], sets, limit,
+                                        if k.startswith('part_miou') and v is not None}))
+    run.write(**evaluate_parts_all(randoms.get('rats'), randoms.get('vit'), sets, limit,
                                    prefix='random_init_'))
-    run.write(**evaluate_corloc([('rats_registers', rats, 'registers'),
-                                 ('vit_lost', vit, 'lost'),
-                                 ('rats_registers_random_init', randoms['rats'], 'registers')],
-                                sets, recipe.image_size, limit))
-    files = sorted(os.listdir(os.path.join(sets.scenes, 'images', 'validation')))[:4]
-    objects = sorted(os.listdir(os.path.join(sets.objects, 'images', 'validation')))[:4]
-    paths = ([os.path.join(sets.objects, 'images', 'validation', f) for f in objects]
-             + [os.path.join(sets.scenes, 'images', 'validation', f) for f in files])
-    evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
+    discovery = []
+    if rats is not None:
+        discovery += [('rats_registers', rats, 'registers'),
+                      ('rats_registers_random_init', randoms['rats'], 'registers')]
+    if vit is not None:
+        discovery.append(('vit_lost', vit, 'lost'))
+    run.write(**evaluate_corloc(discovery, sets, recipe.image_size, limit))
+    if rats is not None and vit is not None:
+        files = sorted(os.listdir(os.path.join(sets.scenes, 'images', 'validation')))[:4]
+        objects = sorted(os.listdir(os.path.join(sets.objects, 'images', 'validation')))[:4]
+        paths = ([os.path.join(sets.objects, 'images', 'validation', f) for f in objects]
+                 + [os.path.join(sets.scenes, 'images', 'validation', f) for f in files])
+        evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
 
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
-                rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None):
+                rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None,
+                models=('rats', 'vit'), overrides=None):
     """Train RATS and the plain ViT for ``minutes / 2`` each, measure and evaluate them.
 
     Args:
@@ -180,6 +189,9 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         vit_config (str): Config of the ViT backbone.
         recipe (Recipe | None): Overrides the default recipe.
         max_steps (int | None): Cap on each model's steps.
+        models (Sequence[str]): Which of ``'rats'`` and ``'vit'`` to train (each gets
+            ``minutes / 2``; the evaluation skips what is not trained).
+        overrides (dict | None): :class:`Recipe` fields replaced in the preset.
 
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
@@ -194,6 +206,10 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         if preset not in PRESETS:
             raise ValueError(f'preset={preset!r} is not one of {sorted(PRESETS)}')
         recipe = PRESETS[preset]()
+    unknown = set(models) - {'rats', 'vit'}
+    if unknown or not models:
+        raise ValueError(f"models={list(models)}: choose from 'rats' and 'vit'")
+    recipe = replace(recipe, **(overrides or {}))
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
     configs = {'rats': backbone_config(rats_config), 'vit': backbone_config(vit_config)}
@@ -202,7 +218,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
                            f'{torch.get_num_threads()} threads)'),
               torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
               seconds_per_model=60.0 * minutes / 2, recipe=recipe.to_dict(),
-              configs={'rats': rats_config, 'vit': vit_config})
+              configs={'rats': rats_config, 'vit': vit_config}, models=list(models))
     cache_dir = cache_dir or os.path.join('data', 'science')
     images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device, configs)
     views = DeviceMultiCrop(**recipe.multicrop_kwargs())(
@@ -213,7 +229,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     run.write(knn_top1_random_init=knn.top1(random_rats, recipe.global_crop_size,
                                             recipe.augmentation.get('grayscale_p', 0) >= 1))
     trained, histories = {}, {}
-    for name in ('rats', 'vit'):
+    for name in [m for m in ('rats', 'vit') if m in models]:
         def on_point(history, name=name):
             histories[name] = history
             run.write(history={**run.summary.get('history', {}), name: history})
