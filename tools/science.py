@@ -43,6 +43,15 @@ def parse_args(argv=None):
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
                         help="teacher centring (default: the preset's, DINO's)")
+    parser.add_argument('--embedding', default=None, choices=['pooled', 'registers'],
+                        help='what the DINO head of RATS reads: the mean of the registers '
+                             '(pooled, default) or every register concatenated')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help="images per step (default: the preset's)")
+    parser.add_argument('--base-lr', type=float, default=None,
+                        help="peak learning rate per 256 images (default: the preset's)")
+    parser.add_argument('--num-train-images', type=int, default=None,
+                        help="rendered training images (default: the preset's)")
     parser.add_argument('--max-steps', type=int, default=None,
                         help='cap on each model\'s training steps')
     args = parser.parse_args(argv)
@@ -57,12 +66,11 @@ def parse_args(argv=None):
 
 def overrides(args):
     """Recipe fields set on the command line."""
-    out = {}
-    if args.local_crops is not None:
-        out['local_crops_number'] = args.local_crops
-    if args.centering is not None:
-        out['centering'] = args.centering
-    return out
+    names = {'local_crops': 'local_crops_number', 'centering': 'centering',
+             'batch_size': 'batch_size', 'base_lr': 'base_lr',
+             'num_train_images': 'num_train_images', 'embedding': 'embedding'}
+    return {field: getattr(args, arg) for arg, field in names.items()
+            if getattr(args, arg) is not None}
 
 
 def main(argv=None):

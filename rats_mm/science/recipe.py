@@ -71,6 +71,7 @@ class Recipe:
     head: dict = field(default_factory=lambda: dict(out_dim=8192, hidden_dim=2048,
                                                     bottleneck_dim=256))
     centering: str = 'centering'
+    embedding: str = 'pooled'       # RATS: 'registers' feeds the head every register
     base_lr: float = 5e-4          # per 256 images
     min_lr: float = 1e-6
     warmup_fraction: float = 0.1
@@ -115,7 +116,10 @@ def train_flops_per_image(backbone_kwargs, recipe):
     """
     model = RatsViT(**backbone_kwargs)
     head = recipe.head
-    head_macs = (model.embed_dim * head['hidden_dim'] + head['hidden_dim'] ** 2
+    in_dim = model.embed_dim
+    if recipe.embedding == 'registers' and model.attn_mode == 'rats':
+        in_dim *= model.num_registers  # the head reads every register
+    head_macs = (in_dim * head['hidden_dim'] + head['hidden_dim'] ** 2
                  + head['hidden_dim'] * head['bottleneck_dim']
                  + head['bottleneck_dim'] * head['out_dim'])
     g, s = recipe.global_crop_size, recipe.local_crop_size

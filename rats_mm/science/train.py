@@ -73,8 +73,10 @@ def _probe(dist, optimizer, draw, device, autocast_dtype):
 def _build(backbone_kwargs, recipe, device, seed):
     """The model, its optimizer and the device augmentation."""
     torch.manual_seed(seed)
-    dist = DINODistillation(RatsViT(**backbone_kwargs), head=recipe.head,
-                            loss=dict(centering=recipe.centering)).to(device).train()
+    backbone = RatsViT(**backbone_kwargs)
+    embedding = recipe.embedding if backbone.attn_mode == 'rats' else 'pooled'
+    dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
+                            embedding=embedding).to(device).train()
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug
@@ -113,12 +115,13 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
 
     history = []
 
-    def record(step, total, loss_sum=None, count=0):
+    def record(step, total, loss_sum=None, count=0, grad_max=None):
         t0 = time.perf_counter()
         point = {'step': step, 'images_seen': step * recipe.batch_size,
                  'seconds': round(t0 - start, 2)}
-        if count:
-            point['loss'] = float(loss_sum) / count                          # one sync
+        if count:  # one sync for both
+            loss_mean, grad = torch.stack([loss_sum / count, grad_max]).tolist()
+            point.update(loss=loss_mean, grad_norm_max=grad)
         point.update(measure_point(dist, knn, attention_images, recipe, autocast_dtype))
         history.append(point)
         log(f'[{name}] step {step}/{total}: ' + ', '.join(
@@ -139,22 +142,24 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
     log(f'[{name}] {step_seconds * 1000:.1f} ms per step of {recipe.batch_size} images '
         f'({recipe.batch_size / step_seconds:.0f} images/s); {total} steps planned, '
         f'measured every {every}')
-    loss_sum, count, step, train_seconds, stopped = None, 0, 0, 0.0, None
+    loss_sum, grad_max, count, step, train_seconds, stopped = None, None, 0, 0, 0.0, None
     while step < total:
         t0 = time.perf_counter()
-        loss = train_step(dist, optimizer, draw(),
-                          StepSettings(**step_settings(step, total, recipe)), autocast_dtype)
+        loss, grad_norm = train_step(dist, optimizer, draw(),
+                                     StepSettings(**step_settings(step, total, recipe)),
+                                     autocast_dtype)
         loss_sum = loss if loss_sum is None else loss_sum + loss
+        grad_max = grad_norm if grad_max is None else torch.maximum(grad_max, grad_norm)
         count, step = count + 1, step + 1
         if step % every == 0 or step == total:
             _sync(device)
             train_seconds += time.perf_counter() - t0
-            record(step, total, loss_sum, count)
+            record(step, total, loss_sum, count, grad_max)
             if not math.isfinite(history[-1]['loss']):
                 stopped = f'non-finite DINO loss at step {step}'
                 log(f'[{name}] stopping: {stopped}')
                 break
-            loss_sum, count = None, 0
+            loss_sum, grad_max, count = None, None, 0
             if step < total and time.perf_counter() - start > 1.15 * seconds:
                 stopped = f'time budget exceeded at step {step} of {total}'
                 log(f'[{name}] stopping: {stopped}')

@@ -31,11 +31,27 @@ class DINODistillation(nn.Module):
         loss (dict | None): :class:`DINOLoss` arguments except ``out_dim``; ``track_stats``
             defaults to False here (statistics are read by :meth:`target_statistics`).
         num_global (int): Leading views that the teacher sees (DINO: the 2 global crops).
+        embedding (str): What the head reads: ``'pooled'``, the backbone's image embedding
+            (``forward``: RATS's mean of the registers, a ViT's [CLS]), or ``'registers'``,
+            the final registers concatenated in order (B, N * D), so the loss is no longer
+            symmetric in the registers of a head (a RATS backbone only).
     """
 
-    def __init__(self, backbone, head=None, loss=None, num_global=2):
+    EMBEDDINGS = ('pooled', 'registers')
+
+    def __init__(self, backbone, head=None, loss=None, num_global=2, embedding='pooled'):
         super().__init__()
-        head_module = DINOHead(backbone.embed_dim, **(head or {}))
+        if embedding not in self.EMBEDDINGS:
+            raise ValueError(f'embedding={embedding!r} is not one of {self.EMBEDDINGS}')
+        in_dim = backbone.embed_dim
+        if embedding == 'registers':
+            if not getattr(backbone, 'num_registers', 0) or getattr(
+                    backbone, 'has_class_token', False):
+                raise ValueError("embedding='registers' needs a backbone with registers and "
+                                 'no [CLS] token (RATS)')
+            in_dim *= backbone.num_registers
+        self.embedding = embedding
+        head_module = DINOHead(in_dim, **(head or {}))
         self.student = nn.ModuleDict({'backbone': backbone, 'head': head_module})
         self.teacher = build_teacher(self.student).eval()
         loss = {'track_stats': False, **(loss or {})}
@@ -49,15 +65,20 @@ class DINODistillation(nn.Module):
         self.teacher.eval()
         return self
 
-    @staticmethod
-    def _embed(branch, views):
+    def _features(self, backbone, images):
+        """(B, 3, s, s) -> (B, D) pooled embedding, or (B, N * D) concatenated registers."""
+        if self.embedding == 'pooled':
+            return backbone(images)
+        return backbone.forward_features(images)['x_norm_regtokens'].flatten(1)  # (B, N*D)
+
+    def _embed(self, branch, views):
         """Views grouped by resolution: list of (B, 3, s, s) -> (len(views) * B, K) logits."""
         outputs, start = [], 0
         while start < len(views):  # consecutive views of one size run as one batch
             end = start + 1
             while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
                 end += 1
-            outputs.append(branch['backbone'](torch.cat(views[start:end])))  # (b * B, D)
+            outputs.append(self._features(branch['backbone'], torch.cat(views[start:end])))
             start = end
         return branch['head'](torch.cat(outputs))
 
@@ -149,8 +170,9 @@ def train_step(model, optimizer, views, settings, autocast_dtype=None):
             the loss, centring and teacher softmax run in float32 inside :class:`DINOLoss`).
 
     Returns:
-        Tensor: The detached scalar loss, still on the device (a non-finite value is for the
-        caller to check when it reads it).
+        tuple[Tensor, Tensor]: The detached scalar loss and the global L2 norm of the
+        student's gradients before clipping, both still on the device (a non-finite value is
+        for the caller to check when it reads them).
     """
     for group in optimizer.param_groups:
         group['lr'] = settings.lr
@@ -162,10 +184,13 @@ def train_step(model, optimizer, views, settings, autocast_dtype=None):
         loss = model(views, settings.teacher_temp)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    params = [p for p in model.student.parameters() if p.grad is not None]
     if settings.clip_grad:
-        clip_gradients_per_parameter(model.student.parameters(), settings.clip_grad)
+        grad_norm = clip_gradients_per_parameter(params, settings.clip_grad)
+    else:  # the same figure, unclipped
+        grad_norm = torch.stack(torch._foreach_norm([p.grad for p in params])).norm(2)
     if settings.freeze_last_layer:
         cancel_last_layer_gradients(model.student['head'])
     optimizer.step()
     update_teacher(model.student, model.teacher, settings.momentum)
-    return loss.detach()
+    return loss.detach(), grad_norm.detach()

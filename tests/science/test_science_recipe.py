@@ -40,8 +40,9 @@ def test_backbone_config_errors_name_the_file(tmp_path):
         backbone_config(str(wrong))
 
 
-@pytest.mark.parametrize('attn_mode', ['rats', 'full'])
-def test_train_flops_match_torch_flop_counter(attn_mode):
+@pytest.mark.parametrize('attn_mode,embedding', [('rats', 'pooled'), ('full', 'pooled'),
+                                                  ('rats', 'registers')])
+def test_train_flops_match_torch_flop_counter(attn_mode, embedding):
     """One DINO step's counted FLOPs (student forward + backward on all views, teacher forward
     on the globals) agree with the analytic figure within 5 % (the counter skips the input
     gradient of the patch embedding, which nothing needs)."""
@@ -49,8 +50,9 @@ def test_train_flops_match_torch_flop_counter(attn_mode):
                   num_registers=4 if attn_mode == 'rats' else 0, attn_mode=attn_mode,
                   class_token=attn_mode == 'full')
     recipe = Recipe(global_crop_size=32, local_crop_size=16, local_crops_number=2,
-                    head=dict(out_dim=128, hidden_dim=96, bottleneck_dim=32))
-    model = DINODistillation(RatsViT(**kwargs), head=recipe.head)
+                    head=dict(out_dim=128, hidden_dim=96, bottleneck_dim=32),
+                    embedding=embedding)
+    model = DINODistillation(RatsViT(**kwargs), head=recipe.head, embedding=embedding)
     batch = 3
     views = [torch.randn(batch, 3, 32, 32) for _ in range(2)]
     views += [torch.randn(batch, 3, 16, 16) for _ in range(2)]

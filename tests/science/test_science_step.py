@@ -56,9 +56,9 @@ def test_train_step_reads_nothing_back(monkeypatch):
         raise AssertionError('host sync inside the step')
     for name in ('item', 'tolist', '__bool__', '__float__', '__int__'):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
-    losses = [train_step(model, opt, _views(), settings) for _ in range(2)]
+    outputs = [train_step(model, opt, _views(), settings) for _ in range(2)]
     monkeypatch.undo()
-    assert all(torch.isfinite(loss) for loss in losses)
+    assert all(torch.isfinite(loss) and grad > 0 for loss, grad in outputs)
 
 
 def test_a_few_steps_lower_the_loss_on_fixed_views():
@@ -66,8 +66,28 @@ def test_a_few_steps_lower_the_loss_on_fixed_views():
     opt = build_optimizer(model.student, 3e-3, 0.0, fused=False)
     views = _views(8)
     settings = StepSettings(lr=3e-3, weight_decay=0.0, momentum=0.9, teacher_temp=0.04)
-    losses = [float(train_step(model, opt, views, settings)) for _ in range(15)]
+    losses = [float(train_step(model, opt, views, settings)[0]) for _ in range(15)]
     assert losses[-1] < losses[0] - 0.05
+
+
+def test_grad_norm_is_the_norm_before_clipping():
+    model = _model().train()
+    opt = build_optimizer(model.student, 0.0, 0.0, fused=False)
+    settings = StepSettings(lr=0.0, weight_decay=0.0, momentum=1.0, teacher_temp=0.04,
+                            clip_grad=None)
+    torch.manual_seed(5)  # the same drop-path draws in both steps
+    _, unclipped = train_step(model, opt, _views(), settings)
+    grads = [p.grad for p in model.student.parameters() if p.grad is not None]
+    expected = torch.cat([g.flatten() for g in grads]).norm()
+    torch.testing.assert_close(unclipped, expected)
+    clipped = StepSettings(lr=0.0, weight_decay=0.0, momentum=1.0, teacher_temp=0.04,
+                           clip_grad=1e-3)
+    model.criterion.center.zero_()  # lr 0 and momentum 1 kept the weights; reset the centre
+    torch.manual_seed(5)
+    _, before = train_step(model, opt, _views(), clipped)
+    torch.testing.assert_close(before, expected)  # same batch, same weights: same gradient
+    norms = [p.grad.norm() for p in model.student.parameters() if p.grad is not None]
+    assert max(norms) <= 1e-3 * (1 + 1e-4)
 
 
 def test_frozen_last_layer_is_not_updated():
@@ -87,3 +107,38 @@ def test_batch_sampler_covers_an_epoch_without_replacement():
     assert not torch.equal(epoch, torch.cat([sampler.next() for _ in range(3)]))
     with pytest.raises(ValueError, match='batch_size=13 exceeds the 12'):
         BatchSampler(12, 13, torch.Generator(), 'cpu')
+
+
+def _swap_first_two_registers(model):
+    with torch.no_grad():
+        regs = model.student['backbone'].registers
+        regs[:, [0, 1]] = regs[:, [1, 0]]
+
+
+@pytest.mark.parametrize('embedding,symmetric', [('pooled', True), ('registers', False)])
+def test_register_embedding_breaks_the_symmetry_of_a_head(embedding, symmetric):
+    """Pooled, the head sees the mean of the registers: swapping two registers of one head
+    changes nothing the loss sees. Concatenated, it does."""
+    torch.manual_seed(0)
+    backbone = RatsViT(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
+                       num_registers=4)
+    model = DINODistillation(backbone, head=dict(out_dim=64, hidden_dim=32,
+                                                 bottleneck_dim=16), embedding=embedding).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        before = model._embed(model.student, [x])
+        _swap_first_two_registers(model)
+        after = model._embed(model.student, [x])
+    assert model.student['head'].mlp[0].in_features == 32 * (4 if embedding == 'registers'
+                                                              else 1)
+    assert torch.allclose(before, after, atol=1e-5) == symmetric
+
+
+def test_register_embedding_needs_registers():
+    vit = RatsViT(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2,
+                  num_registers=0, attn_mode='full', class_token=True)
+    with pytest.raises(ValueError, match="embedding='registers' needs a backbone with "
+                                         'registers'):
+        DINODistillation(vit, embedding='registers')
+    with pytest.raises(ValueError, match="embedding='cls' is not one of"):
+        DINODistillation(vit, embedding='cls')
