@@ -14,6 +14,8 @@ Steps (each a project tool run as a user would run it; finished steps are reused
   5. frozen-feature probes (k-NN, linear) of both backbones on the isolated objects, object
      discovery (CorLoc: RATS registers, RATS LOST, ViT LOST) on the validation scenes, and
      the RATS register usage (docs/evaluation.md);
+  6. the same part and k-NN figures for the reference backbones trained on a GPU by
+     tools/science.py (results/science/);
 and write the measured figures to work_dirs/demo/summary.json.
 """
 import json
@@ -259,6 +261,34 @@ def evaluate_backbones():
     return out
 
 
+GPU_REFERENCE = os.path.join('results', 'science', 'h200_2026-11-30')  # tools/science.py
+
+
+def gpu_reference_backbones():
+    """The reference weights trained by tools/science.py on a GPU (docs/parts.md, "Emergence
+    at GPU scale"), scored as the CPU-trained backbones are: part mIoU on the validation
+    scenes (RATS registers; ViT k-means with K = the RATS registers) and k-NN top-1 on the
+    isolated objects (teacher embedding, grayscale 64 px view, as in training)."""
+    from rats_mm.analysis import evaluate_parts
+    from rats_mm.runtime.backbones import load_backbone
+    from rats_mm.science.data import load_labelled_images
+    from rats_mm.science.measure import KNNSet
+    objects = os.path.join(ROOT, OBJECTS)
+    knn = KNNSet(load_labelled_images(objects, 'training'),
+                 load_labelled_images(objects, 'validation'), 'cpu')
+    models = {name: load_backbone(os.path.join(ROOT, 'configs', 'science', f'{name}_science.py'),
+                                  os.path.join(ROOT, GPU_REFERENCE, f'backbone_{name}.pth'))
+              for name in ('rats', 'vit')}
+    scenes = os.path.join(ROOT, DATA)
+    rats_parts = evaluate_parts(models['rats'], scenes, method='registers', split='validation')
+    vit_parts = evaluate_parts(models['vit'], scenes, method='kmeans', split='validation',
+                               num_clusters=models['rats'].num_registers)
+    return {'gpu_reference_knn_top1_rats': knn.top1(models['rats'], 64, True),
+            'gpu_reference_knn_top1_vit': knn.top1(models['vit'], 64, True),
+            'gpu_reference_part_miou_rats': rats_parts['miou'],
+            'gpu_reference_part_miou_vit_kmeans': vit_parts['miou']}
+
+
 def main():
     os.makedirs(os.path.join(ROOT, WORK), exist_ok=True)
     start = time.time()
@@ -289,6 +319,7 @@ def main():
                'ins_segm_map': ins['coco/segm_mAP'], 'ins_seconds': ins['seconds']}
     summary.update(analyse_parts())
     summary.update(evaluate_backbones())
+    summary.update(gpu_reference_backbones())
     summary['this_run_seconds'] = round(time.time() - start, 1)  # reused steps excluded
     with open(os.path.join(ROOT, WORK, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)

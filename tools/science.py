@@ -46,6 +46,9 @@ def parse_args(argv=None):
     parser.add_argument('--embedding', default=None, choices=['pooled', 'registers'],
                         help='what the DINO head of RATS reads: the mean of the registers '
                              '(pooled, default) or every register concatenated')
+    parser.add_argument('--compile', action='store_true', default=None,
+                        help='torch.compile the backbones (the probe then includes no '
+                             'compilation: it runs after the warm-up steps)')
     parser.add_argument('--batch-size', type=int, default=None,
                         help="images per step (default: the preset's)")
     parser.add_argument('--base-lr', type=float, default=None,
@@ -68,7 +71,8 @@ def overrides(args):
     """Recipe fields set on the command line."""
     names = {'local_crops': 'local_crops_number', 'centering': 'centering',
              'batch_size': 'batch_size', 'base_lr': 'base_lr',
-             'num_train_images': 'num_train_images', 'embedding': 'embedding'}
+             'num_train_images': 'num_train_images', 'embedding': 'embedding',
+             'compile': 'compile'}
     return {field: getattr(args, arg) for arg, field in names.items()
             if getattr(args, arg) is not None}
 

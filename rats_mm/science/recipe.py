@@ -72,6 +72,7 @@ class Recipe:
                                                     bottleneck_dim=256))
     centering: str = 'centering'
     embedding: str = 'pooled'       # RATS: 'registers' feeds the head every register
+    compile: bool = False           # torch.compile the backbones (student and teacher)
     base_lr: float = 5e-4          # per 256 images
     min_lr: float = 1e-6
     warmup_fraction: float = 0.1

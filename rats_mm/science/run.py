@@ -196,20 +196,8 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
     """
-    device = torch.device(device)
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if recipe is None:
-        if preset not in PRESETS:
-            raise ValueError(f'preset={preset!r} is not one of {sorted(PRESETS)}')
-        recipe = PRESETS[preset]()
-    unknown = set(models) - {'rats', 'vit'}
-    if unknown or not models:
-        raise ValueError(f"models={list(models)}: choose from 'rats' and 'vit'")
-    recipe = replace(recipe, **(overrides or {}))
+    device = _setup_device(device)
+    recipe = _resolve_recipe(recipe, preset, models, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
     configs = {'rats': backbone_config(rats_config), 'vit': backbone_config(vit_config)}
@@ -251,3 +239,25 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
     return run.summary
 
+
+def _setup_device(device):
+    """The torch device; on CUDA, TF32 matrix products for what runs outside autocast."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def _resolve_recipe(recipe, preset, models, overrides):
+    """The preset's recipe (unless one is given) with the overrides; models checked."""
+    if recipe is None:
+        if preset not in PRESETS:
+            raise ValueError(f'preset={preset!r} is not one of {sorted(PRESETS)}')
+        recipe = PRESETS[preset]()
+    unknown = set(models) - {'rats', 'vit'}
+    if unknown or not models:
+        raise ValueError(f"models={list(models)}: choose from 'rats' and 'vit'")
+    return replace(recipe, **(overrides or {}))

@@ -77,9 +77,85 @@ def _build(backbone_kwargs, recipe, device, seed):
     embedding = recipe.embedding if backbone.attn_mode == 'rats' else 'pooled'
     dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
                             embedding=embedding).to(device).train()
+    if recipe.compile:  # in place: parameter names (and the EMA pairing) stay as they are
+        for branch in (dist.student, dist.teacher):
+            branch['backbone'].compile()
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug
+
+
+class _Trainer:
+    """One model's run: its measurement points, its probe and its training loop."""
+
+    def __init__(self, name, dist, optimizer, draw, measure, recipe, device, autocast_dtype,
+                 on_point, log):
+        self.name, self.dist, self.optimizer, self.draw = name, dist, optimizer, draw
+        self.measure, self.recipe, self.device = measure, recipe, device
+        self.autocast_dtype, self.on_point, self.log = autocast_dtype, on_point, log
+        self.history, self.start = [], time.perf_counter()
+
+    def record(self, step, total, loss_sum=None, count=0, grad_max=None):
+        """Add a measurement point (mean loss and largest gradient norm since the last one)."""
+        point = {'step': step, 'images_seen': step * self.recipe.batch_size,
+                 'seconds': round(time.perf_counter() - self.start, 2)}
+        if count:  # one sync for both
+            loss_mean, grad = torch.stack([loss_sum / count, grad_max]).tolist()
+            point.update(loss=loss_mean, grad_norm_max=grad)
+        point.update(self.measure())
+        self.history.append(point)
+        self.log(f'[{self.name}] step {step}/{total}: ' + ', '.join(
+            f'{k} {v:.4g}' for k, v in point.items() if isinstance(v, float)))
+        if self.on_point:
+            self.on_point(self.history)
+
+    def plan(self, seconds, max_steps):
+        """Probe the step, time a warm measurement; (total steps, interval, step seconds)."""
+        step_seconds = _probe(self.dist, self.optimizer, self.draw, self.device,
+                              self.autocast_dtype)
+        t0 = time.perf_counter()  # a measurement once warm (the first one paid the start)
+        self.measure()
+        measure_seconds = time.perf_counter() - t0
+        left = seconds - (time.perf_counter() - self.start)
+        total = plan_steps(left, step_seconds, measure_seconds, self.recipe.num_measurements)
+        total = min(total, max_steps or total)
+        every = max(1, math.ceil(total / self.recipe.num_measurements))
+        self.log(f'[{self.name}] {step_seconds * 1000:.1f} ms per step of '
+                 f'{self.recipe.batch_size} images ({self.recipe.batch_size / step_seconds:.0f} '
+                 f'images/s); {total} steps planned, measured every {every}')
+        return total, every, step_seconds
+
+    def _stop_reason(self, step, total, seconds):
+        """Why to stop after a measurement point (None: go on)."""
+        if not math.isfinite(self.history[-1]['loss']):
+            return f'non-finite DINO loss at step {step}'
+        if step < total and time.perf_counter() - self.start > 1.15 * seconds:
+            return f'time budget exceeded at step {step} of {total}'
+        return None
+
+    def train(self, total, every, seconds):
+        """Run the steps; (steps done, seconds spent in steps, why it stopped early)."""
+        loss_sum, grad_max, count, step, train_seconds = None, None, 0, 0, 0.0
+        while step < total:
+            t0 = time.perf_counter()
+            settings = StepSettings(**step_settings(step, total, self.recipe))
+            loss, grad_norm = train_step(self.dist, self.optimizer, self.draw(), settings,
+                                         self.autocast_dtype)
+            loss_sum = loss if loss_sum is None else loss_sum + loss
+            grad_max = grad_norm if grad_max is None else torch.maximum(grad_max, grad_norm)
+            count, step = count + 1, step + 1
+            if step % every and step != total:  # queued, not waited for
+                train_seconds += time.perf_counter() - t0
+                continue
+            _sync(self.device)
+            train_seconds += time.perf_counter() - t0
+            self.record(step, total, loss_sum, count, grad_max)
+            loss_sum, grad_max, count = None, None, 0
+            stopped = self._stop_reason(step, total, seconds)
+            if stopped:
+                self.log(f'[{self.name}] stopping: {stopped}')
+                return step, train_seconds, stopped
+        return step, train_seconds, None
 
 
 def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, seconds,
@@ -105,7 +181,6 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
         TrainResult: The trained model, its measurement points and its figures
         (``images_seen``, ``images_per_second``, ``steps``, ``step_seconds``, ...).
     """
-    start = time.perf_counter()
     dist, optimizer, aug = _build(backbone_kwargs, recipe, device, seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     sampler = BatchSampler(images.shape[0], recipe.batch_size, gen, device)
@@ -113,61 +188,17 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
     def draw():
         return aug(images[sampler.next()], generator=gen)
 
-    history = []
+    def measure():
+        return measure_point(dist, knn, attention_images, recipe, autocast_dtype)
 
-    def record(step, total, loss_sum=None, count=0, grad_max=None):
-        t0 = time.perf_counter()
-        point = {'step': step, 'images_seen': step * recipe.batch_size,
-                 'seconds': round(t0 - start, 2)}
-        if count:  # one sync for both
-            loss_mean, grad = torch.stack([loss_sum / count, grad_max]).tolist()
-            point.update(loss=loss_mean, grad_norm_max=grad)
-        point.update(measure_point(dist, knn, attention_images, recipe, autocast_dtype))
-        history.append(point)
-        log(f'[{name}] step {step}/{total}: ' + ', '.join(
-            f'{k} {v:.4g}' for k, v in point.items() if isinstance(v, float)))
-        if on_point:
-            on_point(history)
-        return time.perf_counter() - t0
-
-    record(0, '?')
-    step_seconds = _probe(dist, optimizer, draw, device, autocast_dtype)
-    t0 = time.perf_counter()  # a measurement's cost once warm (the first one pays the start)
-    measure_point(dist, knn, attention_images, recipe, autocast_dtype)
-    measure_seconds = time.perf_counter() - t0
-    left = seconds - (time.perf_counter() - start)
-    total = plan_steps(left, step_seconds, measure_seconds, recipe.num_measurements, 1)
-    total = min(total, max_steps or total)
-    every = max(1, math.ceil(total / recipe.num_measurements))
-    log(f'[{name}] {step_seconds * 1000:.1f} ms per step of {recipe.batch_size} images '
-        f'({recipe.batch_size / step_seconds:.0f} images/s); {total} steps planned, '
-        f'measured every {every}')
-    loss_sum, grad_max, count, step, train_seconds, stopped = None, None, 0, 0, 0.0, None
-    while step < total:
-        t0 = time.perf_counter()
-        loss, grad_norm = train_step(dist, optimizer, draw(),
-                                     StepSettings(**step_settings(step, total, recipe)),
-                                     autocast_dtype)
-        loss_sum = loss if loss_sum is None else loss_sum + loss
-        grad_max = grad_norm if grad_max is None else torch.maximum(grad_max, grad_norm)
-        count, step = count + 1, step + 1
-        if step % every == 0 or step == total:
-            _sync(device)
-            train_seconds += time.perf_counter() - t0
-            record(step, total, loss_sum, count, grad_max)
-            if not math.isfinite(history[-1]['loss']):
-                stopped = f'non-finite DINO loss at step {step}'
-                log(f'[{name}] stopping: {stopped}')
-                break
-            loss_sum, grad_max, count = None, None, 0
-            if step < total and time.perf_counter() - start > 1.15 * seconds:
-                stopped = f'time budget exceeded at step {step} of {total}'
-                log(f'[{name}] stopping: {stopped}')
-                break
-        else:
-            train_seconds += time.perf_counter() - t0
-    figures = {'steps': step, 'steps_planned': total, 'images_seen': step * recipe.batch_size,
-               'step_seconds_probe': step_seconds,
-               'images_per_second': step * recipe.batch_size / max(train_seconds, 1e-9),
-               'seconds': round(time.perf_counter() - start, 1), 'stopped_early': stopped}
-    return TrainResult(dist, history, figures)
+    trainer = _Trainer(name, dist, optimizer, draw, measure, recipe, device, autocast_dtype,
+                       on_point, log)
+    trainer.record(0, '?')
+    total, every, step_seconds = trainer.plan(seconds, max_steps)
+    steps, train_seconds, stopped = trainer.train(total, every, seconds)
+    figures = {'steps': steps, 'steps_planned': total,
+               'images_seen': steps * recipe.batch_size, 'step_seconds_probe': step_seconds,
+               'images_per_second': steps * recipe.batch_size / max(train_seconds, 1e-9),
+               'seconds': round(time.perf_counter() - trainer.start, 1),
+               'stopped_early': stopped}
+    return TrainResult(dist, trainer.history, figures)
