@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from .checks import check_int, check_probability
-from .multicrop import MultiCropAugmentation, _check_channels, _check_jitter, _check_scale
+from .checks import check_int
+from .multicrop import MultiCropAugmentation, MultiCropRecipe, _check_scale
 
 __all__ = ['DeviceMultiCrop']
 
@@ -138,7 +138,7 @@ def _gaussian_blur(x, kernel, sigma):
     return y.view(b, c, h, w)  # (B, 3, h, w)
 
 
-class DeviceMultiCrop:
+class DeviceMultiCrop(MultiCropRecipe):
     """DINO multi-crop on a batch of images on their own device (CPU or CUDA).
 
     Same recipe and arguments as :class:`MultiCropAugmentation` (see there, and this
@@ -149,22 +149,9 @@ class DeviceMultiCrop:
     mask, blur (mask and sigma) and, on global view 2, the solarisation mask.
 
     Args:
-        global_crops_scale (tuple[float, float]): Area fraction range of the global crops.
-        local_crops_scale (tuple[float, float]): Area fraction range of the local crops.
-        local_crops_number (int): Number of local crops (0 disables them).
-        global_crop_size (int): Output side of the global crops.
-        local_crop_size (int): Output side of the local crops.
-        mean (tuple[float, float, float]): Per-channel normalisation mean.
-        std (tuple[float, float, float]): Per-channel normalisation std.
-        color_jitter (tuple[float, float, float, float]): Brightness, contrast, saturation
-            and hue strengths of the colour jitter.
-        grayscale_p (float): Probability of converting a view to grayscale.
-        scale_blur_to_crop (bool): Scale the blur sigma range by ``crop size / 224`` (global)
-            or ``crop size / 96`` (local).
-        color_jitter_p (float): Probability of the colour jitter.
-        blur_p (tuple[float, float, float]): Blur probability of global view 1, global view
-            2 and the local views.
-        solarize_p (float): Solarisation probability of global view 2.
+        global_crops_scale, local_crops_scale, local_crops_number, global_crop_size,
+        local_crop_size, mean, std, color_jitter, grayscale_p, scale_blur_to_crop,
+        color_jitter_p, blur_p, solarize_p: as :class:`MultiCropAugmentation`.
         ratio (tuple[float, float]): Aspect-ratio (width / height) range of the crops.
     """
 
@@ -174,22 +161,9 @@ class DeviceMultiCrop:
                  color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
                  color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2,
                  ratio=(3 / 4, 4 / 3)):
-        self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
-        self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
-        self.local_crops_number = check_int('local_crops_number', local_crops_number, 0)
-        self.global_crop_size = check_int('global_crop_size', global_crop_size, 1)
-        self.local_crop_size = check_int('local_crop_size', local_crop_size, 1)
-        self.mean = _check_channels('mean', mean, positive=False)
-        self.std = _check_channels('std', std, positive=True)
-        self.color_jitter = _check_jitter(color_jitter)
-        self.grayscale_p = check_probability('grayscale_p', grayscale_p)
-        self.color_jitter_p = check_probability('color_jitter_p', color_jitter_p)
-        self.solarize_p = check_probability('solarize_p', solarize_p)
-        if len(tuple(blur_p)) != 3:
-            raise ValueError(f'blur_p must be 3 probabilities (global 1, global 2, local), '
-                             f'got {blur_p!r}')
-        self.blur_p = tuple(check_probability('blur_p', p) for p in blur_p)
-        self.scale_blur_to_crop = bool(scale_blur_to_crop)
+        self._set_recipe(global_crops_scale, local_crops_scale, local_crops_number,
+                         global_crop_size, local_crop_size, mean, std, color_jitter,
+                         grayscale_p, scale_blur_to_crop, color_jitter_p, blur_p, solarize_p)
         self.ratio = _check_ratio(ratio)
 
     @classmethod
@@ -414,10 +388,3 @@ class DeviceMultiCrop:
             params = self._draw_params(view, batch, height, width, generator, images.device)
             views.append(self._augment(x, view, params))
         return views
-
-    def __repr__(self):
-        return (f'{type(self).__name__}(global_crops_scale={self.global_crops_scale}, '
-                f'local_crops_scale={self.local_crops_scale}, '
-                f'local_crops_number={self.local_crops_number}, '
-                f'global_crop_size={self.global_crop_size}, '
-                f'local_crop_size={self.local_crop_size})')

@@ -72,7 +72,40 @@ def _check_jitter(values):
     return out
 
 
-class MultiCropAugmentation:
+class MultiCropRecipe:
+    """The validated settings of DINO's multi-crop, shared by the per-image
+    :class:`MultiCropAugmentation` and the batched ``DeviceMultiCrop`` (arguments as
+    documented there); every bad value raises ValueError naming the argument."""
+
+    def _set_recipe(self, global_crops_scale, local_crops_scale, local_crops_number,
+                    global_crop_size, local_crop_size, mean, std, color_jitter, grayscale_p,
+                    scale_blur_to_crop, color_jitter_p, blur_p, solarize_p):
+        self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
+        self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
+        self.local_crops_number = check_int('local_crops_number', local_crops_number, 0)
+        self.global_crop_size = check_int('global_crop_size', global_crop_size, 1)
+        self.local_crop_size = check_int('local_crop_size', local_crop_size, 1)
+        self.mean = _check_channels('mean', mean, positive=False)
+        self.std = _check_channels('std', std, positive=True)
+        self.color_jitter = _check_jitter(color_jitter)
+        self.grayscale_p = check_probability('grayscale_p', grayscale_p)
+        self.color_jitter_p = check_probability('color_jitter_p', color_jitter_p)
+        self.solarize_p = check_probability('solarize_p', solarize_p)
+        if len(tuple(blur_p)) != 3:
+            raise ValueError(f'blur_p must be 3 probabilities (global 1, global 2, local), '
+                             f'got {blur_p!r}')
+        self.blur_p = tuple(check_probability('blur_p', p) for p in blur_p)
+        self.scale_blur_to_crop = bool(scale_blur_to_crop)
+
+    def __repr__(self):
+        return (f'{type(self).__name__}(global_crops_scale={self.global_crops_scale}, '
+                f'local_crops_scale={self.local_crops_scale}, '
+                f'local_crops_number={self.local_crops_number}, '
+                f'global_crop_size={self.global_crop_size}, '
+                f'local_crop_size={self.local_crop_size})')
+
+
+class MultiCropAugmentation(MultiCropRecipe):
     """DINO multi-crop: two global views and ``local_crops_number`` local views of an image.
 
     Every view: ``RandomResizedCrop`` (bicubic), horizontal flip (p=0.5), colour jitter
@@ -108,22 +141,9 @@ class MultiCropAugmentation:
                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                  color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
                  color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2):
-        self.global_crops_scale = _check_scale('global_crops_scale', global_crops_scale)
-        self.local_crops_scale = _check_scale('local_crops_scale', local_crops_scale)
-        self.local_crops_number = check_int('local_crops_number', local_crops_number, 0)
-        self.global_crop_size = check_int('global_crop_size', global_crop_size, 1)
-        self.local_crop_size = check_int('local_crop_size', local_crop_size, 1)
-        self.mean = _check_channels('mean', mean, positive=False)
-        self.std = _check_channels('std', std, positive=True)
-        self.color_jitter = _check_jitter(color_jitter)
-        self.grayscale_p = check_probability('grayscale_p', grayscale_p)
-        self.color_jitter_p = check_probability('color_jitter_p', color_jitter_p)
-        self.solarize_p = check_probability('solarize_p', solarize_p)
-        if len(tuple(blur_p)) != 3:
-            raise ValueError(f'blur_p must be 3 probabilities (global 1, global 2, local), '
-                             f'got {blur_p!r}')
-        self.blur_p = tuple(check_probability('blur_p', p) for p in blur_p)
-        self.scale_blur_to_crop = bool(scale_blur_to_crop)
+        self._set_recipe(global_crops_scale, local_crops_scale, local_crops_number,
+                         global_crop_size, local_crop_size, mean, std, color_jitter,
+                         grayscale_p, scale_blur_to_crop, color_jitter_p, blur_p, solarize_p)
         self.global_transform1, self.global_transform2, self.local_transform = (
             self._build_transforms())
 
@@ -201,13 +221,6 @@ class MultiCropAugmentation:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self._crops(image)
-
-    def __repr__(self):
-        return (f'{type(self).__name__}(global_crops_scale={self.global_crops_scale}, '
-                f'local_crops_scale={self.local_crops_scale}, '
-                f'local_crops_number={self.local_crops_number}, '
-                f'global_crop_size={self.global_crop_size}, '
-                f'local_crop_size={self.local_crop_size})')
 
 
 def collate_multicrop(batch):
