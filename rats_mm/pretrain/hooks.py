@@ -12,6 +12,7 @@ from ..analysis.features import extract_features
 from ..analysis.probes import contiguous_labels
 from ..analysis.register_attention_stats import register_attention_profile
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
+from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
 from ..ssl.checks import check_int
 
 
@@ -97,14 +98,7 @@ class CollapseMonitorHook(Hook):
 
     priority = 'BELOW_NORMAL'
 
-    ADVICE = {
-        'uniform': 'the teacher outputs carry no information about the image. Try '
-                   "loss.centering='sinkhorn_knopp', a lower teacher temperature, a faster "
-                   'teacher (lower momentum) for short runs, or object-centric images',
-        'one-hot': 'every image maps to the same prototype. Try a higher center_momentum '
-                   "complement (faster centring), loss.centering='sinkhorn_knopp', or a lower "
-                   'learning rate',
-    }
+    ADVICE = COLLAPSE_ADVICE
 
     def __init__(self, patience=100, uniform_ratio=0.9, onehot_ratio=0.1):
         check_int('patience', patience, 1)
@@ -114,11 +108,8 @@ class CollapseMonitorHook(Hook):
 
     def classify(self, entropy_ratio, batch_entropy_ratio):
         """``'uniform'``, ``'one-hot'`` or None for one iteration's diagnostics."""
-        if entropy_ratio > self.uniform_ratio:
-            return 'uniform'
-        if batch_entropy_ratio < self.onehot_ratio:
-            return 'one-hot'
-        return None
+        return collapse_state(entropy_ratio, batch_entropy_ratio, self.uniform_ratio,
+                              self.onehot_ratio)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         outputs = outputs or {}

@@ -99,7 +99,8 @@ def _model_figures(name, result):
            f'loss_{name}': last.get('loss'),
            f'teacher_entropy_ratio_{name}': last.get('teacher_entropy_ratio'),
            f'teacher_batch_entropy_ratio_{name}': last.get('teacher_batch_entropy_ratio'),
-           f'train_{name}': result.figures}
+           f'train_{name}': result.figures,
+           f'collapse_{name}': last.get('collapse')}
     if 'attention_by_block' in last:
         out.update({k: v for k, v in last.items() if k.startswith('register')})
         out['register_attention_by_block'] = last['attention_by_block']

@@ -13,6 +13,7 @@ import time
 import torch
 
 from ..models import RatsViT
+from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
 from ..ssl.device_multicrop import DeviceMultiCrop
 from ..ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
 from .measure import measure_point
@@ -103,11 +104,26 @@ class _Trainer:
             loss_mean, grad = torch.stack([loss_sum / count, grad_max]).tolist()
             point.update(loss=loss_mean, grad_norm_max=grad)
         point.update(self.measure())
+        self._check_collapse(point)
         self.history.append(point)
         self.log(f'[{self.name}] step {step}/{total}: ' + ', '.join(
             f'{k} {v:.4g}' for k, v in point.items() if isinstance(v, float)))
         if self.on_point:
             self.on_point(self.history)
+
+    def _check_collapse(self, point):
+        """Name a collapse in the point and the log when two points in a row show one."""
+        if 'teacher_entropy_ratio' not in point:
+            return
+        state = collapse_state(point['teacher_entropy_ratio'],
+                               point['teacher_batch_entropy_ratio'])
+        point['collapse'] = state
+        if state and self.history and self.history[-1].get('collapse') == state:
+            self.log(f'[{self.name}] WARNING: DINO looks collapsed ({state}) at step '
+                     f'{point["step"]} and the point before (target entropy '
+                     f'{point["teacher_entropy_ratio"]:.3f} x ln K, batch-mean '
+                     f'{point["teacher_batch_entropy_ratio"]:.3f} x ln K): '
+                     f'{COLLAPSE_ADVICE[state]}')
 
     def plan(self, seconds, max_steps):
         """Probe the step, time a warm measurement; (total steps, interval, step seconds)."""

@@ -142,3 +142,16 @@ def test_register_embedding_needs_registers():
         DINODistillation(vit, embedding='registers')
     with pytest.raises(ValueError, match="embedding='cls' is not one of"):
         DINODistillation(vit, embedding='cls')
+
+
+def test_collapse_is_named_and_logged_on_two_points_in_a_row():
+    from rats_mm.science.train import _Trainer
+    logged = []
+    trainer = _Trainer('m', None, None, None, None, None, 'cpu', None, None, logged.append)
+    for step, (ent, batch) in enumerate([(0.95, 0.99), (0.5, 0.7), (0.97, 0.99), (0.99, 1.0)]):
+        point = {'step': step, 'teacher_entropy_ratio': ent,
+                 'teacher_batch_entropy_ratio': batch}
+        trainer._check_collapse(point)
+        trainer.history.append(point)
+    assert [p['collapse'] for p in trainer.history] == ['uniform', None, 'uniform', 'uniform']
+    assert len(logged) == 1 and 'collapsed (uniform) at step 3' in logged[0]
