@@ -47,8 +47,8 @@ def parse_args(argv=None):
                         help='what the DINO head of RATS reads: the mean of the registers '
                              '(pooled, default) or every register concatenated')
     parser.add_argument('--compile', action='store_true', default=None,
-                        help='torch.compile the backbones (the probe then includes no '
-                             'compilation: it runs after the warm-up steps)')
+                        help='torch.compile the backbones, one graph per crop size '
+                             '(compiled during the probe\'s warm-up steps)')
     parser.add_argument('--batch-size', type=int, default=None,
                         help="images per step (default: the preset's)")
     parser.add_argument('--base-lr', type=float, default=None,

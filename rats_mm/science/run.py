@@ -208,6 +208,10 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
               torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
               seconds_per_model=60.0 * minutes / 2, recipe=recipe.to_dict(),
               configs={'rats': rats_config, 'vit': vit_config}, models=list(models))
+    if device.type == 'cpu' and recipe.batch_size >= 256:
+        run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
+                'seconds per step and plans few steps; --smoke or --preset demo are sized '
+                'for a CPU')
     cache_dir = cache_dir or os.path.join('data', 'science')
     images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device, configs)
     views = DeviceMultiCrop(**recipe.multicrop_kwargs())(

@@ -80,7 +80,7 @@ def _build(backbone_kwargs, recipe, device, seed):
                             embedding=embedding).to(device).train()
     if recipe.compile:  # in place: parameter names (and the EMA pairing) stay as they are
         for branch in (dist.student, dist.teacher):
-            branch['backbone'].compile()
+            branch['backbone'].compile(dynamic=False)  # one graph per crop size
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug
