@@ -166,7 +166,8 @@ class PerParameterClipMixin:
                 raise ValueError("clip_grad=dict(type='per_parameter', max_norm=X) takes "
                                  f'max_norm only, got {dict(clip_grad)}')
             clip_grad = dict(type='norm', max_norm=float(clip_grad['max_norm']))
-        super().__init__(optimizer, clip_grad=clip_grad, **kwargs)
+        # by keyword: AmpOptimWrapper's first positional parameter is loss_scale
+        super().__init__(optimizer=optimizer, clip_grad=clip_grad, **kwargs)
         if per_parameter:
             self.clip_func = clip_gradients_per_parameter
 

@@ -30,6 +30,12 @@ def train_parser(description):
     return add_common_args(parser)
 
 
+def _amp_device_available():
+    """The device check mmengine's AmpOptimWrapper itself makes (looked up at call time)."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    return amp_optimizer_wrapper.is_cuda_available()
+
+
 def load_config(args):
     """Config with ``--cfg-options`` merged, work dir, launcher, resume and AMP settled."""
     if not osp.isfile(args.config):
@@ -44,7 +50,7 @@ def load_config(args):
         cfg.resume = True
         cfg.load_from = None if args.resume == 'auto' else args.resume
     if getattr(args, 'amp', False):
-        if not torch.cuda.is_available():
+        if not _amp_device_available():
             raise RuntimeError('--amp needs a CUDA device (mmengine AmpOptimWrapper)')
         amp_type = {'OptimWrapper': 'AmpOptimWrapper', 'DINOOptimWrapper': 'DINOAmpOptimWrapper'}
         kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
