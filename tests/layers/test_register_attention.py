@@ -166,3 +166,15 @@ def test_step_weights_match_a_loop_over_heads_and_rebuild_the_output():
     want = attn(x)
     assert torch.allclose(out @ attn.proj.weight.T + attn.proj.bias, want, atol=1e-10)
     assert torch.allclose(attn.compress_weights(x), got['compress'].reshape(2, N, L))
+
+
+def test_output_stays_in_the_autocast_dtype():
+    """Under bf16 autocast the register attention returns bf16: its fp32 bias additions used
+    to promote the register half, and with it the concatenated output, to fp32."""
+    torch.manual_seed(0)
+    attn = RegisterAttention(dim=32, num_heads=2, num_registers=4)
+    x = torch.randn(2, 4 + 9, 32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = attn(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), attn(x), atol=0.05, rtol=0.05)
