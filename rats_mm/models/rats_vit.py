@@ -78,7 +78,7 @@ class RatsViT(nn.Module):
                           if num_registers else None)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1],
                                                   embed_dim))
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # also under meta
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
                   mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,

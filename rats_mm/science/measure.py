@@ -138,8 +138,8 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None):
                  'knn_top1_student': knn.top1(student, size, gray, autocast_dtype)}
     finally:
         student.train(was_training)
-    if dist.last_teacher_output is not None:
-        stats = dist.target_statistics(recipe.teacher_temp)
+    stats = dist.criterion.last_stats  # the last trained batch's targets
+    if stats:
         point.update(teacher_entropy_ratio=stats['entropy_ratio'],
                      teacher_batch_entropy_ratio=stats['batch_entropy_ratio'])
     if attention_images is not None and getattr(teacher, 'attn_mode', None) == 'rats':

@@ -28,8 +28,8 @@ class DINODistillation(nn.Module):
         backbone (nn.Module): Maps (B, 3, s, s) images to (B, D) embeddings and has an
             ``embed_dim`` (``RatsViT``: the mean of the registers, or the [CLS] token).
         head (dict | None): :class:`DINOHead` arguments except ``in_dim``.
-        loss (dict | None): :class:`DINOLoss` arguments except ``out_dim``; ``track_stats``
-            defaults to False here (statistics are read by :meth:`target_statistics`).
+        loss (dict | None): :class:`DINOLoss` arguments except ``out_dim`` (its
+            ``last_stats`` are the last batch's target diagnostics).
         num_global (int): Leading views that the teacher sees (DINO: the 2 global crops).
         embedding (str): What the head reads: ``'pooled'``, the backbone's image embedding
             (``forward``: RATS's mean of the registers, a ViT's [CLS]), or ``'registers'``,
@@ -54,10 +54,8 @@ class DINODistillation(nn.Module):
         head_module = DINOHead(in_dim, **(head or {}))
         self.student = nn.ModuleDict({'backbone': backbone, 'head': head_module})
         self.teacher = build_teacher(self.student).eval()
-        loss = {'track_stats': False, **(loss or {})}
-        self.criterion = DINOLoss(head_module.last_layer.out_features, **loss)
+        self.criterion = DINOLoss(head_module.last_layer.out_features, **(loss or {}))
         self.num_global = num_global
-        self.last_teacher_output = None
 
     def train(self, mode=True):
         """Set the student's mode; the teacher stays in eval mode."""
@@ -95,22 +93,8 @@ class DINODistillation(nn.Module):
         with torch.no_grad():
             teacher_out = self._embed(self.teacher, views[:self.num_global])
         student_out = self._embed(self.student, views)
-        self.last_teacher_output = teacher_out.detach()
         return self.criterion(student_out, teacher_out, teacher_temp,
                               num_student_crops=len(views), num_teacher_crops=self.num_global)
-
-    @torch.no_grad()
-    def target_statistics(self, teacher_temp):
-        """Collapse diagnostics of the last batch's teacher targets (one host sync).
-
-        Returns:
-            dict: :func:`~rats_mm.ssl.target_entropies` of the last forward's targets.
-        """
-        from .loss import target_entropies
-        if self.last_teacher_output is None:
-            raise RuntimeError('target_statistics needs a forward first')
-        return target_entropies(self.criterion.teacher_targets(self.last_teacher_output,
-                                                               teacher_temp))
 
 
 def build_optimizer(student, lr, weight_decay, fused=None):

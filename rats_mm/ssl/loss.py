@@ -29,10 +29,11 @@ class DINOLoss(nn.Module):
     one prototype nor to the uniform distribution, whatever the batch size. The centre is then
     still tracked (for checkpoints and diagnostics) but not used.
 
-    After every call, :attr:`last_stats` holds the teacher-target diagnostics of that batch
-    (see :func:`~rats_mm.ssl.target_entropies`), unless ``track_stats=False``: reading them
-    waits for the GPU, so a loop that must not stall computes them from
-    :meth:`teacher_targets` every N steps instead.
+    After every call, :attr:`last_stats` gives the teacher-target diagnostics of that batch
+    (see :func:`~rats_mm.ssl.target_entropies`). The forward only keeps the targets; the
+    figures are computed when :attr:`last_stats` is read, so the forward itself never waits
+    for the device (and runs on ``torch.device('meta')``). ``track_stats=False`` keeps
+    nothing.
 
     Args:
         out_dim (int): Number of prototypes K.
@@ -40,7 +41,7 @@ class DINOLoss(nn.Module):
         center_momentum (float): EMA momentum m of the centre, in [0, 1].
         centering (str): ``'centering'`` (DINO) or ``'sinkhorn_knopp'`` (DINOv2).
         sinkhorn_iterations (int): Sinkhorn-Knopp normalisation rounds (DINOv2: 3).
-        track_stats (bool): Fill :attr:`last_stats` at every call (one host sync).
+        track_stats (bool): Keep the last targets for :attr:`last_stats`.
     """
 
     def __init__(self, out_dim, student_temp=0.1, center_momentum=0.9, centering='centering',
@@ -56,7 +57,7 @@ class DINOLoss(nn.Module):
         check_int('sinkhorn_iterations', sinkhorn_iterations, 1)
         self.centering = centering
         self.sinkhorn_iterations = sinkhorn_iterations
-        self.last_stats = {}
+        self._last_targets = None
         self.track_stats = bool(track_stats)
         self.out_dim = out_dim
         self.student_temp = float(student_temp)
@@ -125,8 +126,7 @@ class DINOLoss(nn.Module):
         log_p = log_p.view(num_student_crops, batch, k)               # (V, B, K)
         with torch.no_grad():
             q = self.teacher_targets(teacher_output, teacher_temp)    # (T * B, K)
-            if self.track_stats:
-                self.last_stats = target_entropies(q)
+            self._last_targets = q if self.track_stats else None
             q = q.view(num_teacher_crops, batch, k)                   # (T, B, K)
         log_p_sum = log_p.sum(dim=0)                                  # (B, K) over crops
         total = log_p.new_zeros(())
@@ -140,6 +140,14 @@ class DINOLoss(nn.Module):
         if self.training:
             self.update_center(teacher_output)
         return loss
+
+    @property
+    def last_stats(self):
+        """dict: :func:`target_entropies` of the last forward's targets (one device sync
+        when read; empty before the first forward or with ``track_stats=False``)."""
+        if self._last_targets is None:
+            return {}
+        return target_entropies(self._last_targets)
 
     @torch.no_grad()
     def teacher_targets(self, teacher_output, teacher_temp):
