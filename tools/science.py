@@ -8,7 +8,7 @@ Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, 
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
 DIR/backbone_rats.pth, DIR/backbone_vit.pth (read by the analysis tools with
 configs/science/rats_science.py and vit_science.py), DIR/curves.png, DIR/views.png,
-DIR/parts.png and DIR/log.txt.
+DIR/parts.png, DIR/similarity.png and DIR/log.txt.
 """
 import argparse
 import sys

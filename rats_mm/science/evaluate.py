@@ -13,9 +13,12 @@ from ..analysis.discovery import discover_objects
 from ..analysis.io import features, load_image, prepare_image
 from ..analysis.part_eval import evaluate_parts
 from ..analysis.segment import kmeans, register_assignment
+from ..analysis.similarity import (register_patch_similarity, render_similarity_grid,
+                                   similarity_maps)
 from .figures import render_part_maps
 
-__all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all']
+__all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all',
+           'evaluate_similarity_maps']
 
 
 def evaluate_parts_all(rats, vit, sets, max_images=None, prefix=''):
@@ -106,3 +109,23 @@ def evaluate_part_maps(rats, vit, paths, path):
     return render_part_maps(images, {'RATS registers (cosine)': cosine,
                                      'RATS broadcast': broadcast,
                                      'ViT k-means': vit_maps}, path, rats.num_registers)
+
+
+@torch.no_grad()
+def evaluate_similarity_maps(rats, image_path, path):
+    """PNG of one image and the similarity map of every RATS register (cosine of the final
+    register with each final patch token), as ``tools/analysis/similarity_maps.py`` draws.
+
+    Args:
+        rats (RatsViT): RATS backbone.
+        image_path (str): Image file.
+        path (str): PNG to write.
+
+    Returns:
+        str: ``path``.
+    """
+    out = features(rats, prepare_image(image_path, rats.patch_size))
+    sim = register_patch_similarity(out['x_norm_patchtokens'], out['x_norm_regtokens'])
+    maps = similarity_maps(sim, out['grid_size'], out['grid_size'])[0]     # (N, h, w)
+    render_similarity_grid(load_image(image_path), maps, path)
+    return path

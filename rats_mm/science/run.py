@@ -6,7 +6,8 @@ Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measuremen
 a run killed at its time limit still leaves its figures), ``backbone_rats.pth`` and
 ``backbone_vit.pth`` (teacher backbones as plain state dicts, written as soon as each model
 is trained; ``configs/science/`` describes them to the analysis tools), ``curves.png``,
-``views.png`` (sample multi-crop views), ``parts.png`` (part maps) and ``log.txt``.
+``views.png`` (sample multi-crop views), ``parts.png`` (part maps), ``similarity.png`` (every
+register's similarity map on one scene) and ``log.txt``: 8 files, what a GPU machine returns.
 """
 import json
 import os
@@ -20,7 +21,8 @@ import torch
 from ..models import RatsViT
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
-from .evaluate import evaluate_corloc, evaluate_part_maps, evaluate_parts_all
+from .evaluate import (evaluate_corloc, evaluate_part_maps, evaluate_parts_all,
+                       evaluate_similarity_maps)
 from .figures import render_curves, render_views
 from .measure import KNNSet
 from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
@@ -169,6 +171,11 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
         paths = ([os.path.join(sets.objects, 'images', 'validation', f) for f in objects]
                  + [os.path.join(sets.scenes, 'images', 'validation', f) for f in files])
         evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
+    if rats is not None:
+        scene = os.path.join(sets.scenes, 'images', 'validation',
+                             sorted(os.listdir(os.path.join(sets.scenes, 'images',
+                                                            'validation')))[0])
+        evaluate_similarity_maps(rats, scene, run.path('similarity.png'))
 
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,

@@ -50,13 +50,13 @@ def test_smoke_writes_every_contract_figure(smoke_run):
     assert 0 < summary['registers_in_use'] <= 24
     assert len(summary['register_attention_by_block']) == 8
     assert 0 <= summary['corloc_rats_registers'] <= 1
-    for name in ('curves.png', 'views.png', 'parts.png', 'log.txt'):
+    for name in ('curves.png', 'views.png', 'parts.png', 'similarity.png', 'log.txt'):
         assert os.path.isfile(os.path.join(out, name)), name
 
 
 def test_smoke_pictures_are_drawn(smoke_run, drawn_colours):
     out = smoke_run[0]
-    for name in ('curves.png', 'views.png', 'parts.png'):
+    for name in ('curves.png', 'views.png', 'parts.png', 'similarity.png'):
         assert drawn_colours(os.path.join(out, name)) > 50, name
 
 
