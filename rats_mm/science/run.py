@@ -10,6 +10,7 @@ is trained; ``configs/science/`` describes them to the analysis tools), ``curves
 register's similarity map on one scene) and ``log.txt``: 8 files, what a GPU machine returns.
 """
 import json
+import math
 import os
 import platform
 import time
@@ -87,7 +88,7 @@ class Run:
         self.summary.update(figures)
         tmp = self.path('summary.json.tmp')
         with open(tmp, 'w') as f:
-            json.dump(self.summary, f, indent=1, default=float)
+            json.dump(_finite(self.summary), f, indent=1, default=float, allow_nan=False)
         os.replace(tmp, self.path('summary.json'))
 
 
@@ -238,11 +239,17 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
             run.summary['seconds_per_model'], device, seed, autocast_dtype, on_point, run.log,
             max_steps)
         run.write(**_model_figures(name, trained[name]))
+        if _diverged(trained[name]):  # NaN weights: nothing to export or evaluate
+            run.log(f'[{name}] diverged ({trained[name].figures["stopped_early"]}): not '
+                    'exported, left out of the final evaluation')
+            del trained[name]
+            continue
         _export(trained[name], run.path(f'backbone_{name}.pth'))
         render_curves({k.upper() if k == 'vit' else 'RATS': v for k, v in histories.items()},
                       run.path('curves.png'))
     try:
-        _final_evaluation(run, trained, configs, sets, recipe, seed)
+        if trained:
+            _final_evaluation(run, trained, configs, sets, recipe, seed)
     except Exception as e:  # the weights are written: evaluate them later with the tools
         run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
                 'are in backbone_rats.pth / backbone_vit.pth:\n' + traceback.format_exc())
@@ -250,6 +257,22 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         raise
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
     return run.summary
+
+
+def _diverged(result):
+    """Whether a model stopped on a non-finite loss."""
+    return str(result.figures.get('stopped_early') or '').startswith('non-finite')
+
+
+def _finite(obj):
+    """``obj`` with every NaN / infinite float replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _setup_device(device):

@@ -78,9 +78,11 @@ def _build(backbone_kwargs, recipe, device, seed):
     embedding = recipe.embedding if backbone.attn_mode == 'rats' else 'pooled'
     dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
                             embedding=embedding).to(device).train()
-    if recipe.compile:  # in place: parameter names (and the EMA pairing) stay as they are
-        for branch in (dist.student, dist.teacher):
-            branch['backbone'].compile(dynamic=False)  # one graph per crop size
+    if recipe.compile:  # forward_features, which forward and both embeddings go through;
+        for branch in (dist.student, dist.teacher):  # parameter names stay as they are
+            backbone = branch['backbone']
+            backbone.forward_features = torch.compile(  # one graph per crop size
+                backbone.forward_features, dynamic=False)
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug
@@ -115,8 +117,11 @@ class _Trainer:
         """Name a collapse in the point and the log when two points in a row show one."""
         if 'teacher_entropy_ratio' not in point:
             return
-        state = collapse_state(point['teacher_entropy_ratio'],
-                               point['teacher_batch_entropy_ratio'])
+        ratios = (point['teacher_entropy_ratio'], point['teacher_batch_entropy_ratio'])
+        if not all(math.isfinite(r) for r in ratios):
+            point['collapse'] = 'non-finite'
+            return
+        state = collapse_state(*ratios)
         point['collapse'] = state
         if state and self.history and self.history[-1].get('collapse') == state:
             self.log(f'[{self.name}] WARNING: DINO looks collapsed ({state}) at step '

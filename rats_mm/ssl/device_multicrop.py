@@ -30,6 +30,8 @@ __all__ = ['DeviceMultiCrop']
 _ATTEMPTS = 10  # as RandomResizedCrop.get_params
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
 _RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+_YIQ_TO_RGB = tuple(tuple(row) for row in
+                    torch.linalg.inv(torch.tensor(_RGB_TO_YIQ, dtype=torch.float64)).tolist())
 
 
 def _check_ratio(ratio):
@@ -102,9 +104,8 @@ def _hue_rotate(x, hue):
     Returns:
         Tensor: (B, 3, h, w) shifted images.
     """
-    rows = tuple(tuple(row) for row in _RGB_TO_YIQ)
-    to_yiq = _constant(rows, hue.device, torch.float64)
-    from_yiq = torch.linalg.inv(to_yiq)
+    to_yiq = _constant(_RGB_TO_YIQ, hue.device, torch.float64)
+    from_yiq = _constant(_YIQ_TO_RGB, hue.device, torch.float64)  # inverted once, on the CPU
     angle = -2 * math.pi * hue.to(torch.float64)  # (B,)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rot = torch.zeros(hue.shape[0], 3, 3, dtype=torch.float64, device=hue.device)

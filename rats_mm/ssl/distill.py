@@ -98,7 +98,9 @@ class DINODistillation(nn.Module):
 
 
 def build_optimizer(student, lr, weight_decay, fused=None):
-    """AdamW over two groups: weights decayed, biases / norms / tokens not (DINO's split).
+    """AdamW over two groups: weights decayed; biases, norms and the position / register /
+    class tokens not (the split of the project's mmengine ``paramwise_cfg``; DINO itself
+    also decays the tokens).
 
     Args:
         student (nn.Module): The trained module (``DINODistillation.student``).

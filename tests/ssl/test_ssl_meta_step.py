@@ -1,5 +1,6 @@
-"""A DINO step's forward on torch's meta device: shapes flow through backbone, head and loss
-with no tensor made on another device and no value read back (either fails on meta)."""
+"""A DINO step's forward and backward on torch's meta device: shapes flow through backbone,
+head and loss with no value read back to the host and no tensor made explicitly on the CPU
+(either fails on meta; a factory call without a device follows the meta context)."""
 import torch
 
 from rats_mm.models import rats_small_patch16
