@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# compiler processes of the mmcv ops build (MAX_JOBS=8 make install on a larger machine)
+MAX_JOBS ?= 2
 
 .PHONY: install demo test benchmark science clean
 
@@ -18,10 +20,11 @@ $(STAMP): requirements.txt requirements-build.txt pyproject.toml
 	$(PIP) install -r requirements-build.txt
 	@# torch first: mmcv's ops build compiles against it (no build isolation).
 	$(PIP) install "torch===2.13.0" "torchvision==0.28.0"
-	MMCV_WITH_OPS=1 MAX_JOBS=2 $(PIP) install --no-build-isolation "mmcv==2.1.0"
+	MMCV_WITH_OPS=1 MAX_JOBS=$(MAX_JOBS) $(PIP) install --no-build-isolation "mmcv==2.1.0"
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
-	$(PY) -c "import torch, torchvision, mmcv, mmseg.models, mmdet.models, rats_mm; from mmcv.ops import MultiScaleDeformableAttention; print('rats_mm install ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"
+	@# mmcv's compiled ops loaded by name (and run on a GPU), not just imported
+	$(PY) -m rats_mm.runtime.install_check
 	touch $(STAMP)
 
 demo: install
