@@ -38,3 +38,29 @@ def test_amp_without_a_gpu_says_so(monkeypatch):
         [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py'), '--amp'])
     with pytest.raises(RuntimeError, match='--amp needs a CUDA device'):
         load_config(args)
+
+
+def test_paramwise_groups_are_merged_by_setting():
+    """paramwise_cfg gives one group per tensor (about 170 for ViT-S); merged, AdamW sees a
+    few groups and every tensor keeps the lr / weight decay it had."""
+    from rats_mm.pretrain.dino import StudentOptimWrapperConstructor
+    args = train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')])
+    cfg = load_config(args)
+    cfg.model.head.out_dim = 256
+    model = MODELS.build(cfg.model)
+    settings = {}
+    for merge in (False, True):
+        wrapper_cfg = cfg.optim_wrapper.copy()
+        wrapper_cfg.pop('constructor')
+        paramwise = wrapper_cfg.pop('paramwise_cfg')
+        constructor = StudentOptimWrapperConstructor(wrapper_cfg, paramwise)
+        if not merge:  # mmengine's own grouping, for reference
+            constructor.add_params = super(StudentOptimWrapperConstructor,
+                                           constructor).add_params
+        groups = constructor(model).optimizer.param_groups
+        settings[merge] = (len(groups), {id(p): (g['lr'], g['weight_decay'])
+                                         for g in groups for p in g['params']})
+    (unmerged_count, before), (merged_count, after) = settings[False], settings[True]
+    assert unmerged_count > 100 and merged_count <= 4
+    assert before == after
