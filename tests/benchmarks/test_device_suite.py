@@ -26,7 +26,10 @@ def test_device_suite_smoke_without_openmmlab(tmp_path):
         assert row['rats_img_s'] > 0 and row['vit_img_s'] > 0
         assert abs(row['speedup'] - row['rats_img_s'] / row['vit_img_s']) < 1e-9
     assert result['dino_step']['rats_img_s'] > 0
-    assert all(0 < share < 1 for share in result['attention_share'].values())
+    # a ratio of two medians: timing noise on a loaded CPU can put it above 1, so only its
+    # presence for every size is checked, not its value
+    assert set(result['attention_share']) == {str(size) for size in sizes}
+    assert all(share > 0 for share in result['attention_share'].values())
     # fp32 on the CPU against fp32 math under bf16 autocast: close, but not identical
     for err in result['precision'].values():
         assert 0 < err['relative_l2'] < 0.05
