@@ -1,6 +1,7 @@
 """The GPU measurements of the project in one command (docs/benchmarks.md, "Device suite").
 
-For a GPU machine with PyTorch, timm and numpy only (no OpenMMLab): in bf16 autocast with
+For a GPU machine with PyTorch, timm and numpy only (no OpenMMLab); sized to take a few
+minutes on one H200 (not yet measured there). In bf16 autocast with
 the flash SDPA kernel, against timm's ViT of the same size measured in the same process and
 timed in alternation,
   1. inference and training (forward + backward) images/s and peak memory, RATS-S/B vs
@@ -11,7 +12,7 @@ timed in alternation,
   4. bf16 + flash outputs against fp32 math SDPA on the same inputs and weights.
 Writes DIR/device_suite.json and DIR/device_suite.md.
 
-    python benchmarks/device_suite.py --out work_dirs/device_suite      # GPU, <= 6 min
+    python benchmarks/device_suite.py --out work_dirs/device_suite      # GPU
     python benchmarks/device_suite.py --smoke --out /tmp/suite           # CPU, < 60 s
 """
 import argparse
@@ -24,9 +25,9 @@ import time
 
 import torch
 
-from common import interleaved
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # common.py and rats_mm, from any working dir
+from common import interleaved  # noqa: E402
 from rats_mm.models import RatsViT  # noqa: E402
 from rats_mm.ssl.distill import (DINODistillation, StepSettings, build_optimizer,  # noqa: E402
                                  train_step)

@@ -11,7 +11,7 @@ import os
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ['read_scalars', 'render_training_curves']
+__all__ = ['finish_panel', 'read_scalars', 'render_training_curves']
 
 # (panel title, keys drawn in it, y label); the entropies are fractions of ln K
 _PANELS = (
@@ -90,11 +90,16 @@ def render_training_curves(runs, path):
                 (_, ent), (_, ratio) = k['teacher_entropy'][-1], k['teacher_entropy_ratio'][-1]
                 if ratio > 0:
                     ax.axhline(ent / ratio, color='grey', lw=0.8, ls=':', label='ln K')
-        ax.set_title(title)
-        ax.set_xlabel('iteration')
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
+        finish_panel(ax, title, 'iteration', ylabel)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def finish_panel(ax, title, xlabel, ylabel, legend_size=6, title_size=None):
+    """Title, axis labels, legend and a light grid of one curve panel."""
+    ax.set_title(title, fontsize=title_size)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ from torch import nn
 from ..models import RatsViT, load_pretrained
 from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
                    clip_gradients_per_parameter, update_teacher)
+from ..ssl.distill import embed_views
 
 
 @MODELS.register_module()
@@ -68,14 +69,7 @@ class DINOPretrainer(BaseModel):
 
     def _embed(self, branch, crops):
         """Embed crops grouped by resolution: list of (B, 3, s, s) -> (num_crops * B, K)."""
-        outputs, start = [], 0
-        while start < len(crops):  # consecutive crops of one size run as one batch
-            end = start + 1
-            while end < len(crops) and crops[end].shape[-1] == crops[start].shape[-1]:
-                end += 1
-            outputs.append(branch['backbone'](torch.cat(crops[start:end])))
-            start = end
-        return branch['head'](torch.cat(outputs))
+        return embed_views(branch['backbone'], branch['head'], crops)
 
     def forward(self, inputs, data_samples=None, mode='loss'):
         """``mode='loss'``: DINO loss on multi-crop ``inputs`` (list of (B, 3, s, s), the two

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..analysis.io import load_image
 from ..data import SYNTHETIC_VERSION, generate_dataset, render_sample
 
 __all__ = ['EvalSets', 'load_labelled_images', 'prepare_eval_sets', 'render_training_images']
@@ -105,7 +105,7 @@ def load_labelled_images(data_root, split):
                 raise ValueError(f'{list_file}:{lineno}: expected "path label", got {line!r}')
             paths.append(os.path.join(data_root, parts[0]))
             labels.append(int(parts[1]))
-    arrays = [np.asarray(Image.open(p).convert('RGB')) for p in paths]
+    arrays = [load_image(p) for p in paths]  # errors name the file
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (M, 3, S, S)
     return images, torch.tensor(labels, dtype=torch.int64)
 

@@ -6,6 +6,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
+from ..analysis.training_curves import finish_panel
 from ..data.palette import register_palette
 
 __all__ = ['CURVE_PANELS', 'render_curves', 'render_part_maps', 'render_views']
@@ -54,11 +55,7 @@ def render_curves(histories, path):
                     xs, ys = zip(*xy)
                     ax.plot(xs, ys, style, color=colour, marker='o', ms=3,
                             label=f'{name}: {key.replace("register_last_block_", "")}')
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel('images seen')
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=5)
-        ax.grid(alpha=0.3)
+        finish_panel(ax, title, 'images seen', ylabel, legend_size=5, title_size=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path

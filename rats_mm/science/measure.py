@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
+from ..analysis.probes import contiguous_labels
 from ..analysis.register_attention_stats import register_attention_profile
 from ..analysis.register_stats import register_similarity, registers_in_use
 from ..analysis.segment import register_assignment
@@ -62,7 +63,7 @@ def embed(backbone, images, size, grayscale, batch_size=512, autocast_dtype=None
 
 
 class KNNSet:
-    """k-NN bank and queries kept on the device (uint8), with contiguous labels.
+    """k-NN bank and queries kept on the device (uint8), labels remapped as the probes do.
 
     Args:
         bank (tuple[Tensor, Tensor]): (M, 3, S, S) uint8 images and (M,) labels.
@@ -71,13 +72,11 @@ class KNNSet:
     """
 
     def __init__(self, bank, query, device):
-        classes = torch.unique(torch.cat([bank[1], query[1]]))
-        remap = {int(c): i for i, c in enumerate(classes)}
-        self.num_classes = len(remap)
+        bank_labels, query_labels, self.num_classes = contiguous_labels(bank[1], query[1])
         self.bank_images = bank[0].to(device)
         self.query_images = query[0].to(device)
-        self.bank_labels = torch.tensor([remap[int(c)] for c in bank[1]], device=device)
-        self.query_labels = torch.tensor([remap[int(c)] for c in query[1]], device=device)
+        self.bank_labels = bank_labels.to(device)
+        self.query_labels = query_labels.to(device)  # a class the bank lacks: -1, wrong
 
     def top1(self, backbone, size, grayscale, autocast_dtype=None, k=20, temperature=0.07):
         """DINO's weighted k-NN top-1 of ``backbone``'s embeddings (eval mode)."""

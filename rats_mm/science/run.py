@@ -63,6 +63,7 @@ def demo_recipe():
 
 
 PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
+DISPLAY_NAMES = {'rats': 'RATS', 'vit': 'ViT'}
 
 
 class Run:
@@ -166,17 +167,18 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
     if vit is not None:
         discovery.append(('vit_lost', vit, 'lost'))
     run.write(**evaluate_corloc(discovery, sets, recipe.image_size, limit))
+    scenes = _validation_images(sets.scenes, 4)
     if rats is not None and vit is not None:
-        files = sorted(os.listdir(os.path.join(sets.scenes, 'images', 'validation')))[:4]
-        objects = sorted(os.listdir(os.path.join(sets.objects, 'images', 'validation')))[:4]
-        paths = ([os.path.join(sets.objects, 'images', 'validation', f) for f in objects]
-                 + [os.path.join(sets.scenes, 'images', 'validation', f) for f in files])
+        paths = _validation_images(sets.objects, 4) + scenes
         evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
     if rats is not None:
-        scene = os.path.join(sets.scenes, 'images', 'validation',
-                             sorted(os.listdir(os.path.join(sets.scenes, 'images',
-                                                            'validation')))[0])
-        evaluate_similarity_maps(rats, scene, run.path('similarity.png'))
+        evaluate_similarity_maps(rats, scenes[0], run.path('similarity.png'))
+
+
+def _validation_images(root, count):
+    """The first ``count`` validation image files of a generated set."""
+    folder = os.path.join(root, 'images', 'validation')
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))[:count]]
 
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
@@ -245,7 +247,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
             del trained[name]
             continue
         _export(trained[name], run.path(f'backbone_{name}.pth'))
-        render_curves({k.upper() if k == 'vit' else 'RATS': v for k, v in histories.items()},
+        render_curves({DISPLAY_NAMES[k]: v for k, v in histories.items()},
                       run.path('curves.png'))
     try:
         if trained:

@@ -14,7 +14,29 @@ from .head import DINOHead, cancel_last_layer_gradients, clip_gradients_per_para
 from .loss import DINOLoss
 from .teacher import build_teacher, update_teacher
 
-__all__ = ['DINODistillation', 'StepSettings', 'build_optimizer', 'train_step']
+__all__ = ['DINODistillation', 'StepSettings', 'build_optimizer', 'embed_views',
+           'train_step']
+
+
+def embed_views(features, head, views):
+    """Head logits of multi-crop views, consecutive views of one size run as one batch.
+
+    Args:
+        features (callable): (b, 3, s, s) images -> (b, D) embeddings.
+        head (nn.Module): The DINO head.
+        views (list[Tensor]): (B, 3, s, s) views, crop-major.
+
+    Returns:
+        Tensor: (len(views) * B, K) logits, in the order of ``views``.
+    """
+    outputs, start = [], 0
+    while start < len(views):
+        end = start + 1
+        while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
+            end += 1
+        outputs.append(features(torch.cat(views[start:end])))                # (b * B, D)
+        start = end
+    return head(torch.cat(outputs))
 
 
 class DINODistillation(nn.Module):
@@ -70,15 +92,9 @@ class DINODistillation(nn.Module):
         return backbone.forward_features(images)['x_norm_regtokens'].flatten(1)  # (B, N*D)
 
     def _embed(self, branch, views):
-        """Views grouped by resolution: list of (B, 3, s, s) -> (len(views) * B, K) logits."""
-        outputs, start = [], 0
-        while start < len(views):  # consecutive views of one size run as one batch
-            end = start + 1
-            while end < len(views) and views[end].shape[-2:] == views[start].shape[-2:]:
-                end += 1
-            outputs.append(self._features(branch['backbone'], torch.cat(views[start:end])))
-            start = end
-        return branch['head'](torch.cat(outputs))
+        """Views -> (len(views) * B, K) logits of ``branch`` (see :func:`embed_views`)."""
+        return embed_views(lambda x: self._features(branch['backbone'], x), branch['head'],
+                           views)
 
     def forward(self, views, teacher_temp):
         """DINO loss of multi-crop ``views``.
