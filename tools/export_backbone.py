@@ -2,17 +2,14 @@
 
     python tools/export_backbone.py CKPT OUT [--branch teacher|student]
 
-OUT loads into RatsViT with strict=True and into downstream configs through
-init_cfg=dict(type='Pretrained', checkpoint=OUT).
+OUT holds {'state_dict': weights, 'meta': {'rats_mm_backbone': {'compress': ...}}}, written
+atomically; it loads with rats_mm.models.load_pretrained (strict=True fits) and into downstream
+configs through init_cfg=dict(type='Pretrained', checkpoint=OUT).
 """
 import argparse
-import os
 import sys
 
-
-import torch
-
-from rats_mm.models.weights import extract_backbone, load_checkpoint_file
+from rats_mm.runtime.backbones import export_backbone
 
 
 def main():
@@ -23,12 +20,10 @@ def main():
     p.add_argument('--trust-checkpoint', action='store_true',
                    help='allow full unpickling (only for files you trust)')
     args = p.parse_args()
-    if not os.path.isfile(args.checkpoint):
-        sys.exit(f'checkpoint {args.checkpoint!r} does not exist')
-    ckpt = load_checkpoint_file(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
-    weights = extract_backbone(ckpt, args.branch)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    torch.save(weights, args.out)
+    try:
+        weights = export_backbone(args.checkpoint, args.out, args.branch, args.trust_checkpoint)
+    except (FileNotFoundError, KeyError, TypeError, RuntimeError) as err:
+        sys.exit(f'export_backbone: {err}')
     params = sum(v.numel() for v in weights.values())
     print(f'wrote {args.out}: {args.branch} backbone, {len(weights)} tensors, '
           f'{params / 1e6:.2f} M values')

@@ -1,14 +1,16 @@
-"""Emergence at GPU scale: DINO-train RATS and a plain ViT for the same time on one device and
-measure whether the registers become parts (docs/parts.md, "Emergence at GPU scale").
+"""Emergence at GPU scale: DINO-train RATS, RATS with competition and a plain ViT for the
+same time each on one device and measure whether the registers become parts (docs/parts.md,
+"Emergence at GPU scale").
 
     python tools/science.py --minutes 7 --out work_dirs/science            # one GPU
     python tools/science.py --smoke --device cpu --out work_dirs/science_smoke
 
 Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
-DIR/backbone_rats.pth, DIR/backbone_vit.pth (read by the analysis tools with
-configs/science/rats_science.py and vit_science.py), DIR/curves.png, DIR/views.png,
-DIR/parts.png, DIR/similarity.png and DIR/log.txt.
+DIR/backbone_rats.pth, DIR/backbone_rats_competition.pth, DIR/backbone_vit.pth (read by the
+analysis tools with configs/science/rats_science.py, rats_competition_science.py and
+vit_science.py), DIR/curves.png, DIR/views.png, DIR/parts.png, DIR/similarity.png,
+DIR/similarity_rats_competition.png and DIR/log.txt.
 """
 import argparse
 import sys
@@ -16,13 +18,14 @@ import sys
 import torch
 
 from rats_mm.science import run_science
+from rats_mm.science.run import VARIANTS
 from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--minutes', type=float, default=None,
-                        help='training time of both models together (default 7; smoke 0.5)')
+                        help='training time of all variants together (default 7; smoke 0.5)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         choices=['cuda', 'cpu'])
@@ -37,8 +40,10 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cache-dir', default=None,
                         help='where rendered data are kept (default data/science)')
-    parser.add_argument('--models', default='rats,vit',
-                        help='comma-separated models to train: rats, vit or both (default)')
+    parser.add_argument('--variants', '--models', dest='variants',
+                        default=','.join(VARIANTS),
+                        help='comma-separated variants to train, each for an equal share of '
+                             f'--minutes (default: {",".join(VARIANTS)})')
     parser.add_argument('--local-crops', type=int, default=None,
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
@@ -82,7 +87,7 @@ def main(argv=None):
     run_science(args.out, args.minutes, device=args.device, preset=args.preset, seed=args.seed,
                 cache_dir=args.cache_dir, rats_config=args.rats_config,
                 vit_config=args.vit_config, max_steps=args.max_steps,
-                models=[m.strip() for m in args.models.split(',') if m.strip()],
+                variants=[v.strip() for v in args.variants.split(',') if v.strip()],
                 overrides=overrides(args))
     return 0
 

@@ -4,6 +4,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+COMPRESS_STEPS = ('attention', 'competition')
+# Added to the competition shares before the renormalisation over patches (Slot Attention's):
+# a register that wins no patch reads their plain mean instead of dividing by zero.
+_COMPETITION_EPS = 1e-8
+
 
 class RegisterAttention(nn.Module):
     """RATS attention over ``[R; P]``: N registers first, then L patches.
@@ -13,6 +18,13 @@ class RegisterAttention(nn.Module):
     - compress:     ``C_h = softmax(q[R_h] k[P]^T / sqrt(d)) v[P]``   (L -> n)
     - communicate:  ``M_h = softmax(C_h C_h^T / sqrt(d)) C_h``         (n -> n)
     - broadcast:    ``O[P] = softmax(q[P] M_h^T / sqrt(d)) M_h``       (n -> L)
+
+    With ``compress='competition'`` the compress softmax runs over the head's registers instead
+    (Slot Attention's competition): each patch shares itself among the n registers,
+    ``A_h = softmax(q[R_h] k[P]^T / sqrt(d), over R_h)``, and each register reads the
+    share-weighted mean of the values, ``C_h = (A_h / sum_P A_h) v[P]``. Registers then divide
+    the image instead of all reading its most informative patches. Communicate and broadcast
+    are the same in both.
 
     Register ``r`` belongs to head ``r // n`` only: its output is ``M_h`` in its own head's slice
     and zero in every other head's slice. Parameter names (``qkv``, ``proj``) are those of a
@@ -29,11 +41,16 @@ class RegisterAttention(nn.Module):
         qkv_bias (bool): Bias in the ``qkv`` projection.
         attn_drop (float): Dropout on the attention weights of each step (training only).
         proj_drop (float): Dropout after the output projection.
+        compress (str): ``'attention'`` (the paper's: each register's softmax over the
+            patches) or ``'competition'`` (each patch's softmax over the head's registers,
+            then a weighted mean over the patches).
     """
 
     def __init__(self, dim, num_heads, num_registers, qkv_bias=True, attn_drop=0.0,
-                 proj_drop=0.0):
+                 proj_drop=0.0, compress='attention'):
         super().__init__()
+        if compress not in COMPRESS_STEPS:
+            raise ValueError(f'compress={compress!r} is not one of {COMPRESS_STEPS}')
         if dim % num_heads != 0:
             raise ValueError(f'dim={dim} must be a multiple of num_heads={num_heads}')
         if num_registers <= 0 or num_registers % num_heads != 0:
@@ -46,6 +63,7 @@ class RegisterAttention(nn.Module):
         self.head_dim = dim // num_heads
         self.regs_per_head = num_registers // num_heads
         self.attn_drop = attn_drop
+        self.compress = compress
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -81,6 +99,26 @@ class RegisterAttention(nn.Module):
         out = out + self.proj.bias.to(out.dtype)  # under autocast the output stays bf16
         return out.view(H, B, n, self.dim).transpose(0, 1).reshape(B, H * n, self.dim)
 
+    def _competition_weights(self, q_reg, k_pat):
+        """Competition compress: (shares, weights), both (B, H, n, L).
+
+        ``shares`` sum to 1 over the head's n registers for each patch; ``weights`` are the
+        shares renormalised to sum to 1 over the L patches for each register.
+        """
+        logits = torch.matmul(q_reg, k_pat.transpose(-2, -1)) * self.head_dim ** -0.5
+        shares = logits.softmax(dim=-2)                      # (B, H, n, L)
+        weights = shares + _COMPETITION_EPS
+        weights = weights / weights.sum(dim=-1, keepdim=True)         # (B, H, n, L)
+        return shares, weights
+
+    def _compress(self, q_reg, k_pat, v_pat, drop):
+        """The compress step: (B, H, n, d) register summaries of the patches."""
+        if self.compress == 'attention':
+            return F.scaled_dot_product_attention(q_reg, k_pat, v_pat, dropout_p=drop)
+        _, weights = self._competition_weights(q_reg, k_pat)
+        weights = F.dropout(weights, p=drop) if drop else weights
+        return torch.matmul(weights.to(v_pat.dtype), v_pat)          # (B, H, n, d)
+
     def forward(self, x):
         """Args:
             x (Tensor): (B, N + L, D) tokens, the N registers first.
@@ -95,7 +133,7 @@ class RegisterAttention(nn.Module):
         q_reg = self._register_queries(registers)                   # (B, H, n, d)
         q_pat, k_pat, v_pat = self._patch_qkv(patches)              # (B, H, L, d) each
         drop = self.attn_drop if self.training else 0.0
-        compressed = F.scaled_dot_product_attention(q_reg, k_pat, v_pat, dropout_p=drop)
+        compressed = self._compress(q_reg, k_pat, v_pat, drop)     # (B, H, n, d)
         messages = F.scaled_dot_product_attention(compressed, compressed, compressed,
                                                   dropout_p=drop)  # (B, H, n, d)
         broadcast = F.scaled_dot_product_attention(q_pat, messages, messages, dropout_p=drop)
@@ -112,7 +150,10 @@ class RegisterAttention(nn.Module):
             x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
 
         Returns:
-            dict: ``compress`` (B, H, n, L), each register's weights over the patches;
+            dict: ``compress`` (B, H, n, L), each register's weights over the patches (the
+            weights the forward uses, in either compress step); with ``'competition'`` also
+            ``compress_shares`` (B, H, n, L), each patch's shares over the head's registers
+            (summing to 1 over n) before the renormalisation;
             ``communicate`` (B, H, n, n), each register's weights over its head's registers;
             ``broadcast`` (B, H, L, n), each patch's weights over the head's registers. Every
             row sums to 1.
@@ -120,12 +161,18 @@ class RegisterAttention(nn.Module):
         N, scale = self.num_registers, self.head_dim ** -0.5
         q_reg = self._register_queries(x[:, :N])                                 # (B, H, n, d)
         q_pat, k_pat, v_pat = self._patch_qkv(x[:, N:])                          # (B, H, L, d)
-        compress = (q_reg @ k_pat.transpose(-2, -1) * scale).softmax(dim=-1)     # (B, H, n, L)
+        out = {}
+        if self.compress == 'competition':
+            out['compress_shares'], compress = self._competition_weights(q_reg, k_pat)
+            compress = compress.to(v_pat.dtype)
+        else:
+            compress = (q_reg @ k_pat.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, n, L)
         compressed = compress @ v_pat                                            # (B, H, n, d)
         communicate = (compressed @ compressed.transpose(-2, -1) * scale).softmax(dim=-1)
         messages = communicate @ compressed                                      # (B, H, n, d)
         broadcast = (q_pat @ messages.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, L, n)
-        return {'compress': compress, 'communicate': communicate, 'broadcast': broadcast}
+        out.update(compress=compress, communicate=communicate, broadcast=broadcast)
+        return out
 
     def compress_weights(self, x):
         """Attention weights of the compress step, for analysis.

@@ -8,7 +8,7 @@ from timm.models import register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import ATTN_MODES, Block
+from ..layers import ATTN_MODES, COMPRESS_STEPS, Block
 
 
 def _pair(size):
@@ -56,19 +56,23 @@ class RatsViT(nn.Module):
         init_values (float | None): LayerScale init (``None``: no LayerScale).
         attn_drop_rate (float): Attention-weight dropout.
         proj_drop_rate (float): Dropout after projections.
+        compress (str): The compress step of register attention: ``'attention'`` (the paper's,
+            each register's softmax over the patches) or ``'competition'`` (each patch's
+            softmax over its head's registers; ``'rats'`` only).
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12,
                  num_heads=6, mlp_ratio=4.0, qkv_bias=True, num_registers=48, attn_mode='rats',
                  class_token=False, drop_path_rate=0.0, init_values=None, attn_drop_rate=0.0,
-                 proj_drop_rate=0.0):
+                 proj_drop_rate=0.0, compress='attention'):
         super().__init__()
-        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token)
+        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.num_registers = num_registers
         self.attn_mode = attn_mode
+        self.compress = compress
         self.has_class_token = class_token
         self.num_prefix_tokens = int(class_token) + num_registers
         self.grid_size = tuple(s // patch_size for s in _pair(img_size))
@@ -82,16 +86,22 @@ class RatsViT(nn.Module):
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
                   mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
-                  drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
+                  drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate,
+                  compress=compress)
             for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.grad_checkpointing = False
         self.init_weights()
 
     @staticmethod
-    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token):
+    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress):
         if attn_mode not in ATTN_MODES:
             raise ValueError(f'attn_mode={attn_mode!r} is not one of {ATTN_MODES}')
+        if compress not in COMPRESS_STEPS:
+            raise ValueError(f'compress={compress!r} is not one of {COMPRESS_STEPS}')
+        if compress != 'attention' and attn_mode != 'rats':
+            raise ValueError(f"compress={compress!r} needs attn_mode='rats': full attention "
+                             'has no compress step')
         if attn_mode == 'rats' and class_token:
             raise ValueError("class_token=True needs attn_mode='full': in RATS the registers "
                              'replace the [CLS] token')

@@ -5,8 +5,10 @@ small converter per source to reach this project's key layout, then adapt the re
 target model (position-embedding grid, patch size, class token, number of registers).
 """
 import logging
+import os
 import pickle
 import re
+import tempfile
 
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
@@ -17,6 +19,8 @@ logger = logging.getLogger(__name__)
 _WRAPPER_PREFIXES = ('teacher.backbone.', 'module.backbone.', 'backbone.vit.', 'backbone.',
                      'module.', 'encoder.')
 _REGISTER_INIT_NOISE = 0.02
+# Where a saved backbone records the options its weights cannot show (``RatsViT.compress``).
+BACKBONE_META_KEY = 'rats_mm_backbone'
 
 
 def unwrap_state_dict(checkpoint):
@@ -207,6 +211,7 @@ def load_pretrained(model, checkpoint, strict=False, trust_checkpoint=False):
     name = checkpoint if isinstance(checkpoint, str) else '<state dict>'
     if isinstance(checkpoint, str):
         checkpoint = load_checkpoint_file(checkpoint, trust_checkpoint)
+    check_backbone_options(model, checkpoint, name)
     sd = checkpoint_filter_fn(checkpoint, model)
     result = model.load_state_dict(sd, strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
@@ -229,6 +234,8 @@ def extract_backbone(checkpoint, branch='teacher'):
     Returns:
         dict: Backbone state dict in ``RatsViT``'s keys.
     """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'checkpoint holds a {type(checkpoint).__name__}, not a dict')
     if branch not in ('teacher', 'student'):
         raise ValueError(f"branch={branch!r} is not 'teacher' or 'student'")
     sd = checkpoint.get('state_dict', checkpoint)
@@ -240,3 +247,69 @@ def extract_backbone(checkpoint, branch='teacher'):
         raise KeyError(f'no {branch} backbone (keys {prefixes[0]}*) in the checkpoint; '
                        f'top-level keys: {sorted(sd)[:6]}')
     return out
+
+
+def atomic_save(obj, path):
+    """``torch.save`` that never leaves a partial file at ``path``: write a temporary file in
+    the same folder, flush and fsync it, then rename it over ``path`` (atomic on POSIX). A kill
+    mid-write leaves the previous ``path`` (if any) as it was.
+
+    Args:
+        obj (object): What to save.
+        path (str): Destination file; its folder must exist.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def backbone_options(model):
+    """The options of ``model`` that its weights cannot show (recorded with saved weights).
+
+    Args:
+        model (RatsViT): A backbone.
+
+    Returns:
+        dict: ``compress``, the register attention's compress step.
+    """
+    return {'compress': getattr(model, 'compress', 'attention')}
+
+
+def save_backbone(weights, path, options):
+    """Write backbone weights with their options, atomically (see :func:`atomic_save`).
+
+    Args:
+        weights (dict): Backbone state dict in ``RatsViT``'s keys.
+        path (str): Output file (``torch.load(weights_only=True)`` reads it; every loader of
+            this project and mmengine's ``Pretrained`` init take its ``state_dict``).
+        options (dict): What :func:`backbone_options` returns for the model.
+    """
+    atomic_save({'state_dict': weights, 'meta': {BACKBONE_META_KEY: dict(options)}}, path)
+
+
+def recorded_backbone_options(checkpoint):
+    """Options a saved backbone recorded (:func:`save_backbone`), or ``{}`` for any other
+    checkpoint (timm, DINO, DINOv2, older exports)."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    options = meta.get(BACKBONE_META_KEY) if isinstance(meta, dict) else None
+    return dict(options) if isinstance(options, dict) else {}
+
+
+def check_backbone_options(model, checkpoint, name='<state dict>'):
+    """Raise ``ValueError`` naming ``name`` when the checkpoint recorded a compress step other
+    than ``model``'s (its weights would load but compute a different function)."""
+    recorded = recorded_backbone_options(checkpoint).get('compress')
+    own = backbone_options(model)['compress']
+    if recorded is not None and recorded != own:
+        raise ValueError(f"{name}: weights trained with compress={recorded!r}, the model has "
+                         f"compress={own!r}; build it with compress={recorded!r} "
+                         f"(model.backbone.compress in a config)")

@@ -12,9 +12,11 @@ import torch
 from mmengine.config import Config
 
 from ..models import RatsViT, load_pretrained
+from ..models.weights import (extract_backbone, load_checkpoint_file, recorded_backbone_options,
+                              save_backbone)
 
-__all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'load_backbone',
-           'load_config', 'model_from_args']
+__all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_backbone',
+           'load_backbone', 'load_config', 'model_from_args']
 
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
@@ -62,19 +64,65 @@ def backbone_kwargs(config):
     return kwargs
 
 
-def backbone_from_config(config):
+def backbone_from_config(config, **overrides):
     """Args:
         config (str | Path | Config): Any project config (pretraining or downstream).
+        **overrides: ``RatsViT`` arguments that replace the config's.
 
     Returns:
         RatsViT: A randomly initialised backbone as ``cfg.model.backbone`` describes it.
     """
-    return RatsViT(**backbone_kwargs(config))
+    return RatsViT(**{**backbone_kwargs(config), **overrides})
+
+
+def _options_of_run(checkpoint):
+    """Backbone options of the run that wrote an mmengine checkpoint (from the config text
+    mmengine keeps in ``meta.cfg``), or ``{}`` when it kept none."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return {}
+    backbone = Config.fromstring(text, '.py').get('model', {}).get('backbone') or {}
+    return {'compress': backbone.get('compress', 'attention')}
+
+
+def export_backbone(checkpoint, out, branch='teacher', trust_checkpoint=False):
+    """Write the backbone of a pretraining checkpoint as plain weights, with the options the
+    run's config recorded (``compress``), atomically.
+
+    Args:
+        checkpoint (str): Pretraining checkpoint (this project's or original DINO's).
+        out (str): Output file.
+        branch (str): ``'teacher'`` or ``'student'``.
+        trust_checkpoint (bool): Allow full unpickling (only for files you trust).
+
+    Returns:
+        dict: The exported state dict.
+    """
+    if not os.path.isfile(str(checkpoint)):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    ckpt = load_checkpoint_file(str(checkpoint), trust_checkpoint=trust_checkpoint)
+    weights = extract_backbone(ckpt, branch)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    save_backbone(weights, out, _options_of_run(ckpt))
+    return weights
 
 
 def _describe(keys, limit=4):
     keys = sorted(keys)
     return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def _recorded_overrides(config, state, checkpoint):
+    """The options ``checkpoint`` recorded that differ from the config's, with a note on
+    stderr: the weights were trained with them, so the model is rebuilt to match."""
+    recorded = recorded_backbone_options(state)
+    own = {'compress': backbone_kwargs(config).get('compress', 'attention')}
+    changed = {k: v for k, v in recorded.items() if k in own and v != own[k]}
+    for key, value in changed.items():
+        print(f'note: {checkpoint} was trained with {key}={value!r}; the config says '
+              f'{own[key]!r}: building the backbone with {value!r}', file=sys.stderr)
+    return changed
 
 
 def load_backbone(config, checkpoint, trust_checkpoint=False):
@@ -86,18 +134,21 @@ def load_backbone(config, checkpoint, trust_checkpoint=False):
             ``torch.load(weights_only=True)`` unless ``trust_checkpoint``).
         trust_checkpoint (bool): Allow full unpickling (only for files you trust).
 
+    Options the checkpoint recorded (``compress``, see ``rats_mm.models.weights.save_backbone``)
+    win over the config's, with a note on stderr.
+
     Returns:
         RatsViT: The model in eval mode. Raises ``RuntimeError`` naming both files when the
         checkpoint does not fit (unrecognised keys, shape mismatch, or no tensor matched);
         tensors missing from an otherwise fitting checkpoint are reported on stderr.
     """
-    model = backbone_from_config(config)
     cfg_name = getattr(config, 'filename', config)
     if not os.path.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
+    state = load_checkpoint_file(str(checkpoint), trust_checkpoint)
+    model = backbone_from_config(config, **_recorded_overrides(config, state, checkpoint))
     try:
-        result = load_pretrained(model, str(checkpoint), strict=False,
-                                 trust_checkpoint=trust_checkpoint)
+        result = load_pretrained(model, state, strict=False)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RuntimeError(f'checkpoint {checkpoint} does not fit the backbone of config '

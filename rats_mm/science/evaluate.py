@@ -21,29 +21,38 @@ __all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all',
            'evaluate_similarity_maps']
 
 
-def evaluate_parts_all(rats, vit, sets, max_images=None, prefix=''):
-    """Part mIoU of RATS (cosine and broadcast) and ViT k-means on objects and scenes.
+def evaluate_parts_all(register_models, vit, sets, max_images=None, num_clusters=None,
+                       prefix=''):
+    """Part mIoU of RATS variants (cosine and broadcast) and ViT k-means on objects and
+    scenes.
 
     Args:
-        rats (RatsViT | None): RATS backbone (eval mode, on its device); None skips it.
+        register_models (dict): ``{name: RatsViT}`` RATS backbones (eval mode, on their
+            device), e.g. ``'rats'``, ``'rats_competition'``; may be empty.
         vit (RatsViT | None): Plain ViT backbone; None skips it.
         sets (EvalSets): Held-out sets.
         max_images (int | None): First images of each validation split only.
+        num_clusters (int | None): K of the ViT's k-means (default: the registers of the
+            first RATS model).
         prefix (str): Inserted in the keys (``'random_init_'`` for the references).
 
     Returns:
-        dict: ``part_miou_{prefix}rats``, ``..._rats_broadcast``, ``..._vit_kmeans`` on the
-        objects and the same with ``_scenes`` on the scenes (fractions in [0, 1]).
+        dict: ``part_miou_{prefix}{name}``, ``..._{name}_broadcast`` per RATS model,
+        ``..._vit_kmeans``, on the objects, and the same with ``_scenes`` on the scenes
+        (fractions in [0, 1]).
     """
     out = {}
     common = dict(split='validation', max_images=max_images or None)
     runs = []
-    if rats is not None:
-        runs += [('rats', rats, dict(method='registers')),
-                 ('rats_broadcast', rats, dict(method='registers', assignment='broadcast'))]
-    if vit is not None:  # K = the RATS register count (the config's, when RATS is skipped)
-        clusters = rats.num_registers if rats is not None else vit.kmeans_clusters
-        runs.append(('vit_kmeans', vit, dict(method='kmeans', num_clusters=clusters)))
+    for name, model in register_models.items():
+        runs += [(name, model, dict(method='registers')),
+                 (f'{name}_broadcast', model, dict(method='registers', assignment='broadcast'))]
+    if vit is not None:
+        if num_clusters is None:
+            if not register_models:
+                raise ValueError('num_clusters is needed for the ViT without a RATS model')
+            num_clusters = next(iter(register_models.values())).num_registers
+        runs.append(('vit_kmeans', vit, dict(method='kmeans', num_clusters=num_clusters)))
     for root, tag in ((sets.objects, ''), (sets.scenes, '_scenes')):
         for key, model, kwargs in runs:
             result = evaluate_parts(model, root, **common, **kwargs)
@@ -77,38 +86,47 @@ def evaluate_corloc(named_models, sets, image_size, max_images=None):
 
 
 @torch.no_grad()
-def evaluate_part_maps(rats, vit, paths, path):
-    """PNG of images with the RATS register labels (cosine, broadcast) and the ViT k-means
-    labels (K = registers, fitted on these images jointly).
+def _register_rows(name, model, paths):
+    """Rows of the part-map picture: per image, the register labels by cosine and by
+    broadcast, (h, w) each."""
+    device = next(model.parameters()).device
+    cosine, broadcast = [], []
+    for file in paths:
+        image = prepare_image(file, model.patch_size)
+        out = features(model, image)
+        grid = out['grid_size']
+        cosine.append(register_assignment(out['x_norm_patchtokens'],
+                                          out['x_norm_regtokens'])[0].view(grid))
+        bcast = model.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu()
+        broadcast.append(bcast.view(grid))
+    return {f'{name} registers (cosine)': cosine, f'{name} broadcast': broadcast}
+
+
+@torch.no_grad()
+def evaluate_part_maps(register_models, vit, paths, path, num_clusters):
+    """PNG of images with each RATS model's register labels (cosine, broadcast) and the ViT
+    k-means labels (K = ``num_clusters``, fitted on these images jointly).
 
     Args:
-        rats (RatsViT): RATS backbone.
+        register_models (dict): ``{display name: RatsViT}`` RATS backbones.
         vit (RatsViT): Plain ViT backbone.
         paths (list[str]): Image files.
         path (str): PNG to write.
+        num_clusters (int): K of the k-means (and of the colour map).
 
     Returns:
         str: ``path``.
     """
-    device = next(rats.parameters()).device
-    images, cosine, broadcast, vit_tokens, grids = [], [], [], [], []
-    for file in paths:
-        image = prepare_image(file, rats.patch_size)
-        images.append(load_image(file))
-        out = features(rats, image)
-        grid = out['grid_size']
-        grids.append(grid)
-        cosine.append(register_assignment(out['x_norm_patchtokens'],
-                                          out['x_norm_regtokens'])[0].view(grid))
-        bcast = rats.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu()
-        broadcast.append(bcast.view(grid))
-        vit_tokens.append(features(vit, image)['x_norm_patchtokens'][0])
-    _, assign = kmeans(torch.cat(vit_tokens), rats.num_registers)
-    vit_maps = [a.view(g) for a, g in
-                zip(torch.split(assign, [t.shape[0] for t in vit_tokens]), grids)]
-    return render_part_maps(images, {'RATS registers (cosine)': cosine,
-                                     'RATS broadcast': broadcast,
-                                     'ViT k-means': vit_maps}, path, rats.num_registers)
+    rows = {}
+    for name, model in register_models.items():
+        rows.update(_register_rows(name, model, paths))
+    vit_out = [features(vit, prepare_image(f, vit.patch_size)) for f in paths]
+    vit_tokens = [out['x_norm_patchtokens'][0] for out in vit_out]               # (L, D)
+    _, assign = kmeans(torch.cat(vit_tokens), num_clusters)
+    rows['ViT k-means'] = [a.view(out['grid_size']) for a, out in
+                           zip(torch.split(assign, [t.shape[0] for t in vit_tokens]), vit_out)]
+    images = [load_image(f) for f in paths]
+    return render_part_maps(images, rows, path, num_clusters)
 
 
 @torch.no_grad()

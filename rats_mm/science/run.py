@@ -1,13 +1,15 @@
-"""The emergence run: RATS and a plain ViT trained with DINO for the same time on the same
-device-resident data, measured as they train and evaluated for parts at the end
+"""The emergence run: RATS, RATS with competition in the compress step and a plain ViT
+trained with DINO for the same time each on the same device-resident data, measured as they train and evaluated for parts at the end
 (``tools/science.py``; docs/parts.md, "Emergence at GPU scale").
 
 Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
-a run killed at its time limit still leaves its figures), ``backbone_rats.pth`` and
-``backbone_vit.pth`` (teacher backbones as plain state dicts, written as soon as each model
-is trained; ``configs/science/`` describes them to the analysis tools), ``curves.png``,
-``views.png`` (sample multi-crop views), ``parts.png`` (part maps), ``similarity.png`` (every
-register's similarity map on one scene) and ``log.txt``: 8 files, what a GPU machine returns.
+a run killed at its time limit still leaves its figures), ``backbone_<variant>.pth`` for
+``rats``, ``rats_competition`` and ``vit`` (teacher backbones with their compress step
+recorded, written as soon as each model is trained; ``configs/science/`` describes them to
+the analysis tools), ``curves.png``,
+``views.png`` (sample multi-crop views), ``parts.png`` (part maps), ``similarity.png`` and
+``similarity_rats_competition.png`` (every register's similarity map on one scene) and
+``log.txt``.
 """
 import json
 import math
@@ -20,6 +22,7 @@ from dataclasses import replace
 import torch
 
 from ..models import RatsViT
+from ..models.weights import backbone_options, save_backbone
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
 from .evaluate import (evaluate_corloc, evaluate_part_maps, evaluate_parts_all,
@@ -39,7 +42,8 @@ CONTRACT_KEYS = (
     'images_per_second_vit', 'knn_top1_rats', 'knn_top1_vit', 'knn_top1_random_init',
     'part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
     'register_last_block_communicate_entropy', 'register_within_head_similarity',
-    'registers_in_use')
+    'registers_in_use', 'part_miou_rats_competition',
+    'register_within_head_similarity_rats_competition')
 
 
 def smoke_recipe():
@@ -63,7 +67,11 @@ def demo_recipe():
 
 
 PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
-DISPLAY_NAMES = {'rats': 'RATS', 'vit': 'ViT'}
+DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition', 'vit': 'ViT'}
+# The variants a run can train, in training order: their backbones are the RATS config, the
+# RATS config with compress='competition' (configs/science/rats_competition_science.py for the
+# default), and the ViT config.
+VARIANTS = ('rats', 'rats_competition', 'vit')
 
 
 class Run:
@@ -94,7 +102,9 @@ class Run:
 
 
 def _model_figures(name, result):
-    """Summary keys of one trained model: the last measurement point and the speed."""
+    """Summary keys of one trained model: the last measurement point and the speed (the
+    register figures unsuffixed for ``'rats'``, suffixed ``_<name>`` for another RATS
+    variant)."""
     last = result.history[-1]
     out = {f'images_seen_{name}': result.figures['images_seen'],
            f'images_per_second_{name}': result.figures['images_per_second'],
@@ -106,16 +116,17 @@ def _model_figures(name, result):
            f'train_{name}': result.figures,
            f'collapse_{name}': last.get('collapse')}
     if 'attention_by_block' in last:
-        out.update({k: v for k, v in last.items() if k.startswith('register')})
-        out['register_attention_by_block'] = last['attention_by_block']
+        tag = '' if name == 'rats' else f'_{name}'
+        out.update({k + tag: v for k, v in last.items() if k.startswith('register')})
+        out['register_attention_by_block' + tag] = last['attention_by_block']
     return out
 
 
 def _export(result, path):
     """The teacher backbone as a plain float32 state dict."""
-    state = {k: v.detach().float().cpu()
-             for k, v in result.dist.teacher['backbone'].state_dict().items()}
-    torch.save(state, path)
+    backbone = result.dist.teacher['backbone']
+    state = {k: v.detach().float().cpu() for k, v in backbone.state_dict().items()}
+    save_backbone(state, path, backbone_options(backbone))
     return path
 
 
@@ -142,37 +153,43 @@ def _prepare(run, recipe, cache_dir, device, configs):
     return images.to(device), knn, attention_images, sets
 
 
+def _register_variants(models):
+    """The names of ``models`` whose backbone is RATS (register attention), in order."""
+    return [k for k, m in models.items() if m.attn_mode == 'rats']
+
+
 def _final_evaluation(run, trained, configs, sets, recipe, seed):
     """Part mIoU, CorLoc and pictures of the trained models and their random inits."""
     teachers = {k: r.dist.teacher['backbone'].eval() for k, r in trained.items()}
-    rats, vit = teachers.get('rats'), teachers.get('vit')
     device = next(next(iter(teachers.values())).parameters()).device
     randoms = {}
     for name in teachers:
         torch.manual_seed(seed)  # the trained model's own init
         randoms[name] = RatsViT(**configs[name]).to(device).eval()
-    if vit is not None:  # k-means with as many clusters as the RATS config has registers
-        for model in (vit, randoms['vit']):
-            model.kmeans_clusters = configs['rats']['num_registers']
+    registers = {k: teachers[k] for k in _register_variants(teachers)}
+    vit = teachers.get('vit')
+    clusters = configs['rats']['num_registers']  # ViT k-means: K = the RATS register count
     limit = recipe.eval_max_images
-    run.write(**evaluate_parts_all(rats, vit, sets, limit))
+    run.write(**evaluate_parts_all(registers, vit, sets, limit, clusters))
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))
-    run.write(**evaluate_parts_all(randoms.get('rats'), randoms.get('vit'), sets, limit,
-                                   prefix='random_init_'))
+    run.write(**evaluate_parts_all({k: randoms[k] for k in registers}, randoms.get('vit'),
+                                   sets, limit, clusters, prefix='random_init_'))
     discovery = []
-    if rats is not None:
-        discovery += [('rats_registers', rats, 'registers'),
-                      ('rats_registers_random_init', randoms['rats'], 'registers')]
+    for name in registers:
+        discovery += [(f'{name}_registers', registers[name], 'registers'),
+                      (f'{name}_registers_random_init', randoms[name], 'registers')]
     if vit is not None:
         discovery.append(('vit_lost', vit, 'lost'))
     run.write(**evaluate_corloc(discovery, sets, recipe.image_size, limit))
     scenes = _validation_images(sets.scenes, 4)
-    if rats is not None and vit is not None:
+    named = {DISPLAY_NAMES.get(k, k): m for k, m in registers.items()}
+    if registers and vit is not None:
         paths = _validation_images(sets.objects, 4) + scenes
-        evaluate_part_maps(rats, vit, paths, run.path('parts.png'))
-    if rats is not None:
-        evaluate_similarity_maps(rats, scenes[0], run.path('similarity.png'))
+        evaluate_part_maps(named, vit, paths, run.path('parts.png'), clusters)
+    for name, model in registers.items():
+        tag = '' if name == 'rats' else f'_{name}'
+        evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{tag}.png'))
 
 
 def _validation_images(root, count):
@@ -183,41 +200,45 @@ def _validation_images(root, count):
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
                 rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None,
-                models=('rats', 'vit'), overrides=None):
-    """Train RATS and the plain ViT for ``minutes / 2`` each, measure and evaluate them.
+                variants=VARIANTS, overrides=None):
+    """Train RATS, RATS with competition and the plain ViT for an equal share of
+    ``minutes`` each, measure and evaluate them.
 
     Args:
         out_dir (str): Output folder (see the module docstring).
-        minutes (float): Training time of both models together.
+        minutes (float): Training time of all variants together.
         device (str): ``'cuda'`` or ``'cpu'``.
         preset (str): Recipe when ``recipe`` is None: ``'gpu'`` (:class:`Recipe`),
             ``'smoke'`` (:func:`smoke_recipe`, every stage in seconds) or ``'demo'``
             (:func:`demo_recipe`).
-        seed (int): Seed of both models' init, batches and crops.
+        seed (int): Seed of every variant's init, batches and crops.
         cache_dir (str | None): Where the rendered data are kept (default
             ``data/science``).
         rats_config (str): Config of the RATS backbone.
         vit_config (str): Config of the ViT backbone.
         recipe (Recipe | None): Overrides the default recipe.
         max_steps (int | None): Cap on each model's steps.
-        models (Sequence[str]): Which of ``'rats'`` and ``'vit'`` to train (each gets
-            ``minutes / 2``; the evaluation skips what is not trained).
+        variants (Sequence[str]): Which of ``VARIANTS`` to train (each gets an equal share
+            of ``minutes``; the evaluation skips what is not trained).
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
 
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
     """
     device = _setup_device(device)
-    recipe = _resolve_recipe(recipe, preset, models, overrides)
+    variants = [v for v in VARIANTS if v in _check_variants(variants)]
+    recipe = _resolve_recipe(recipe, preset, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
     configs = {'rats': backbone_config(rats_config), 'vit': backbone_config(vit_config)}
+    configs['rats_competition'] = {**configs['rats'], 'compress': 'competition'}
     run.write(device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                       else f'cpu ({platform.processor() or platform.machine()}, '
                            f'{torch.get_num_threads()} threads)'),
               torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
-              seconds_per_model=60.0 * minutes / 2, recipe=recipe.to_dict(),
-              configs={'rats': rats_config, 'vit': vit_config}, models=list(models))
+              seconds_per_model=60.0 * minutes / len(variants), recipe=recipe.to_dict(),
+              configs={'rats': rats_config, 'rats_competition': f'{rats_config} with '
+                       "compress='competition'", 'vit': vit_config}, variants=variants)
     if device.type == 'cpu' and recipe.batch_size >= 256:
         run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
                 'seconds per step and plans few steps; --smoke or --preset demo are sized '
@@ -232,7 +253,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     run.write(knn_top1_random_init=knn.top1(random_rats, recipe.global_crop_size,
                                             recipe.augmentation.get('grayscale_p', 0) >= 1))
     trained, histories = {}, {}
-    for name in [m for m in ('rats', 'vit') if m in models]:
+    for name in variants:
         def on_point(history, name=name):
             histories[name] = history
             run.write(history={**run.summary.get('history', {}), name: history})
@@ -254,7 +275,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
             _final_evaluation(run, trained, configs, sets, recipe, seed)
     except Exception as e:  # the weights are written: evaluate them later with the tools
         run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
-                'are in backbone_rats.pth / backbone_vit.pth:\n' + traceback.format_exc())
+                'are in backbone_<variant>.pth:\n' + traceback.format_exc())
         run.write(evaluation_error=f'{type(e).__name__}: {e}')
         raise
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
@@ -288,13 +309,18 @@ def _setup_device(device):
     return device
 
 
-def _resolve_recipe(recipe, preset, models, overrides):
-    """The preset's recipe (unless one is given) with the overrides; models checked."""
+def _check_variants(variants):
+    """``variants`` if it names only known variants, at least one."""
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        raise ValueError(f'variants={list(variants)}: choose from {", ".join(VARIANTS)}')
+    return variants
+
+
+def _resolve_recipe(recipe, preset, overrides):
+    """The preset's recipe (unless one is given) with the overrides."""
     if recipe is None:
         if preset not in PRESETS:
             raise ValueError(f'preset={preset!r} is not one of {sorted(PRESETS)}')
         recipe = PRESETS[preset]()
-    unknown = set(models) - {'rats', 'vit'}
-    if unknown or not models:
-        raise ValueError(f"models={list(models)}: choose from 'rats' and 'vit'")
     return replace(recipe, **(overrides or {}))

@@ -291,3 +291,17 @@ def test_part_eval_broadcast_assignment_matches_the_model(assets, tmp_path, one_
     msg = fails('part_eval.py', [tmp_path / 'vitreg.py', tmp_path / 'vitreg.pth', '--data-root',
                                  assets / 'generic', '--assignment', 'broadcast'])
     assert "needs a RATS model (attn_mode='rats')" in msg
+
+
+def test_load_backbone_rebuilds_the_compress_step_the_weights_recorded(assets, tmp_path,
+                                                                      capsys):
+    """A competition backbone read with a config that leaves compress at its default is
+    rebuilt with competition (and says so): the weights alone cannot show the step."""
+    from rats_mm.models.weights import backbone_options, save_backbone
+    trained = RatsViT(**RATS, compress='competition').eval()
+    save_backbone(trained.state_dict(), str(tmp_path / 'comp.pth'), backbone_options(trained))
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'comp.pth'))
+    assert model.compress == 'competition'
+    assert "trained with compress='competition'" in capsys.readouterr().err
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(model(x), trained(x))

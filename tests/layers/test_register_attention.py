@@ -178,3 +178,83 @@ def test_output_stays_in_the_autocast_dtype():
         out = attn(x)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), attn(x), atol=0.05, rtol=0.05)
+
+
+def reference_competition_compress(x, attn):
+    """The competition compress step written as loops, float64: per head, each patch's
+    softmax over the head's registers, then each register's weighted mean of the values.
+
+    Returns:
+        tuple: shares (B, H, n, L) and renormalised weights (B, H, n, L).
+    """
+    B, T, D = x.shape
+    H, N = attn.num_heads, attn.num_registers
+    n, d, L = N // H, D // H, T - N
+    q, k, _ = (x @ attn.qkv.weight.T + attn.qkv.bias).split(D, dim=-1)
+    shares = torch.zeros(B, H, n, L, dtype=x.dtype)
+    weights = torch.zeros(B, H, n, L, dtype=x.dtype)
+    for b in range(B):
+        for h in range(H):
+            cols = slice(h * d, (h + 1) * d)
+            for p in range(L):
+                logits = torch.stack([q[b, h * n + r, cols] @ k[b, N + p, cols]
+                                      for r in range(n)]) / math.sqrt(d)
+                shares[b, h, :, p] = torch.exp(logits - logits.max()) / torch.exp(
+                    logits - logits.max()).sum()
+            for r in range(n):
+                row = shares[b, h, r] + 1e-8
+                weights[b, h, r] = row / row.sum()
+    return shares, weights
+
+
+def test_competition_weights_against_a_float64_loop():
+    torch.manual_seed(5)
+    D, H, N, L = 12, 3, 6, 7
+    attn = RegisterAttention(D, H, N, compress='competition').double().eval()
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(2, N + L, D, dtype=torch.float64)
+    got = attn.step_weights(x)
+    shares, weights = reference_competition_compress(x, attn)
+    torch.testing.assert_close(got['compress_shares'], shares, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got['compress'], weights, atol=1e-12, rtol=0)
+    ones = torch.ones(2, H, L, dtype=torch.float64)
+    torch.testing.assert_close(got['compress_shares'].sum(dim=2), ones)  # over registers
+    torch.testing.assert_close(got['compress'].sum(dim=-1), torch.ones(2, H, N // H,
+                                                                          dtype=torch.float64))
+    # the forward uses these weights: rebuild it from them
+    n, d = N // H, D // H
+    q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(D, dim=-1)
+    out = torch.zeros(2, N + L, D, dtype=torch.float64)
+    for h in range(H):
+        cols, rows = slice(h * d, h * d + d), slice(h * n, h * n + n)
+        msg = got['communicate'][:, h] @ (weights[:, h] @ v[:, N:, cols])
+        out[:, rows, cols] = msg
+        out[:, N:, cols] = got['broadcast'][:, h] @ msg
+    torch.testing.assert_close(attn(x), out @ attn.proj.weight.T + attn.proj.bias,
+                               atol=1e-10, rtol=0)
+
+
+def test_competition_differs_from_attention_and_attention_is_the_default():
+    torch.manual_seed(6)
+    paper = RegisterAttention(16, 2, 4)
+    competition = RegisterAttention(16, 2, 4, compress='competition')
+    competition.load_state_dict(paper.state_dict())
+    assert paper.compress == 'attention'
+    x = torch.randn(2, 4 + 9, 16)
+    assert not torch.allclose(paper(x), competition(x), atol=1e-4)
+    assert 'compress_shares' not in paper.step_weights(x)
+    with pytest.raises(ValueError, match="compress='slots'"):
+        RegisterAttention(16, 2, 4, compress='slots')
+
+
+def test_competition_stays_in_the_autocast_dtype_and_has_gradients():
+    torch.manual_seed(7)
+    attn = RegisterAttention(dim=32, num_heads=2, num_registers=4, compress='competition')
+    x = torch.randn(2, 4 + 9, 32, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = attn(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), attn(x), atol=0.05, rtol=0.05)
+    attn(x).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in attn.parameters())

@@ -185,3 +185,29 @@ def test_last_patch_keys_are_the_last_blocks_patch_keys(attn_mode, registers, cl
     qkv = block.attn.qkv(block.norm1(seen['x']))[:, prefix:]                 # (B, L, 3D)
     expected = qkv.view(2, 16, 3, 24)[:, :, 1]                              # keys (B, L, D)
     assert torch.allclose(model.last_patch_keys(x), expected, atol=1e-6)
+
+
+def test_competition_compress_builds_runs_and_default_is_unchanged():
+    """``compress`` reaches every block; the default is the paper's step, so a default model
+    and an explicit ``compress='attention'`` one compute the same function."""
+    kwargs = dict(**TINY, num_registers=4, attn_mode='rats')
+    torch.manual_seed(0)
+    default = RatsViT(**kwargs).eval()
+    torch.manual_seed(0)
+    paper = RatsViT(**kwargs, compress='attention').eval()
+    torch.manual_seed(0)
+    competition = RatsViT(**kwargs, compress='competition').eval()
+    assert all(b.attn.compress == 'competition' for b in competition.blocks)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(default(x), paper(x))
+    out = competition(x)
+    assert out.shape == (2, 32) and torch.isfinite(out).all()
+    assert not torch.allclose(out, paper(x), atol=1e-5)
+    weights = competition.register_step_weights(x)
+    assert 'compress_shares' in weights[0]
+    with pytest.raises(ValueError, match="needs attn_mode='rats'"):
+        RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full',
+                compress='competition')
+    timm_model = __import__('timm').create_model('rats_tiny_patch16', compress='competition',
+                                                 depth=1)
+    assert timm_model.blocks[0].attn.compress == 'competition'

@@ -164,3 +164,40 @@ def test_position_resampling_matches_timm_dynamic_size_on_non_square_inputs():
             want, got = ref.forward_features(x), model.forward_features(x)
         assert got['grid_size'] == (h // 8, w // 8)
         assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-4, (h, w)
+
+
+def test_saved_backbone_records_its_compress_step(tmp_path):
+    """A backbone saved with ``save_backbone`` loads (strict) into the model it came from and
+    refuses, naming the file, a model with the other compress step: the weights would fit but
+    compute another function."""
+    from rats_mm.models.weights import backbone_options, save_backbone
+    kwargs = dict(**TINY, num_registers=4, attn_mode='rats')
+    model = RatsViT(**kwargs, compress='competition')
+    path = str(tmp_path / 'comp.pth')
+    save_backbone(model.state_dict(), path, backbone_options(model))
+    assert not [f for f in tmp_path.iterdir() if f.name != 'comp.pth']  # no temporary left
+    same = RatsViT(**kwargs, compress='competition')
+    load_pretrained(same, path, strict=True)
+    assert torch.equal(same.registers, model.registers)
+    with pytest.raises(ValueError, match=r"comp\.pth: weights trained with "
+                                         r"compress='competition'"):
+        load_pretrained(RatsViT(**kwargs), path)
+
+
+def test_atomic_save_keeps_the_previous_file_when_the_write_fails(tmp_path, monkeypatch):
+    """A write killed part-way (simulated by ``torch.save`` failing after some bytes) leaves
+    the previous file intact and no temporary file behind."""
+    from rats_mm.models import weights as weights_module
+    path = tmp_path / 'w.pth'
+    weights_module.atomic_save({'a': torch.ones(3)}, str(path))
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b'PK\x03\x04 partial')
+        raise KeyboardInterrupt('killed mid-write')
+    monkeypatch.setattr(torch, 'save', dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        weights_module.atomic_save({'a': torch.zeros(3)}, str(path))
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(3))
+    assert [f.name for f in tmp_path.iterdir()] == ['w.pth']

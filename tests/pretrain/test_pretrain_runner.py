@@ -88,7 +88,9 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     assert 'k-NN (k=3) top-1' in straight and (tmp_path / 'straight' / 'knn.json').exists()
     out = tmp_path / 'backbone.pth'
     run([sys.executable, 'tools/export_backbone.py', str(final), str(out)])
-    weights = torch.load(out, weights_only=True)
+    saved = torch.load(out, weights_only=True)
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention'}}  # from the run's cfg
+    weights = saved['state_dict']
     model = RatsViT(**BACKBONE)
     model.load_state_dict(weights, strict=True)
     assert torch.equal(model.registers, ckpt['state_dict']['teacher.backbone.registers'])

@@ -35,7 +35,8 @@ def test_smoke_writes_every_contract_figure(smoke_run):
     missing = [k for k in CONTRACT_KEYS if summary.get(k) is None]
     assert not missing, missing
     assert summary['device'].startswith('cpu')
-    for name in ('rats', 'vit'):
+    assert summary['variants'] == ['rats', 'rats_competition', 'vit']
+    for name in ('rats', 'rats_competition', 'vit'):
         train = summary[f'train_{name}']
         assert summary[f'images_seen_{name}'] == train['steps'] * 16 > 0
         assert summary[f'images_per_second_{name}'] > 0
@@ -44,13 +45,22 @@ def test_smoke_writes_every_contract_figure(smoke_run):
         assert history[0]['step'] == 0 and history[-1]['step'] == train['steps']
         assert all('loss' in p for p in history[1:])
     for key in ('part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
-                'part_miou_rats_scenes', 'part_miou_random_init_rats'):
+                'part_miou_rats_scenes', 'part_miou_random_init_rats',
+                'part_miou_rats_competition', 'part_miou_rats_competition_broadcast',
+                'part_miou_rats_competition_scenes', 'part_miou_random_init_rats_competition'):
         assert 0 < summary[key] < 1, key
+    # the competition arm is measured on its own: its registers' figures under its own name
+    assert -1 <= summary['register_within_head_similarity_rats_competition'] <= 1
+    assert len(summary['register_attention_by_block_rats_competition']) == 8
+    assert summary['register_attention_by_block_rats_competition'] != \
+        summary['register_attention_by_block']
     assert 0 < summary['register_last_block_communicate_entropy'] <= 1.0 + 1e-6
     assert 0 < summary['registers_in_use'] <= 24
     assert len(summary['register_attention_by_block']) == 8
     assert 0 <= summary['corloc_rats_registers'] <= 1
-    for name in ('curves.png', 'views.png', 'parts.png', 'similarity.png', 'log.txt'):
+    assert 0 <= summary['corloc_rats_competition_registers'] <= 1
+    for name in ('curves.png', 'views.png', 'parts.png', 'similarity.png',
+                 'similarity_rats_competition.png', 'log.txt'):
         assert os.path.isfile(os.path.join(out, name)), name
 
 
@@ -62,6 +72,8 @@ def test_smoke_pictures_are_drawn(smoke_run, drawn_colours):
 
 @pytest.mark.parametrize('name,config,method,key', [
     ('rats', 'rats_science.py', 'registers', 'part_miou_rats'),
+    ('rats_competition', 'rats_competition_science.py', 'registers',
+     'part_miou_rats_competition'),
     ('vit', 'vit_science.py', 'kmeans', 'part_miou_vit_kmeans')])
 def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, method, key):
     """The exported teacher, read with configs/science/ by tools/analysis/part_eval.py,
@@ -81,7 +93,12 @@ def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, me
 
 
 def test_exported_backbone_is_a_plain_state_dict(smoke_run):
-    state = torch.load(os.path.join(smoke_run[0], 'backbone_rats.pth'), weights_only=True)
+    competition = torch.load(os.path.join(smoke_run[0], 'backbone_rats_competition.pth'),
+                             weights_only=True)
+    assert competition['meta'] == {'rats_mm_backbone': {'compress': 'competition'}}
+    saved = torch.load(os.path.join(smoke_run[0], 'backbone_rats.pth'), weights_only=True)
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention'}}
+    state = saved['state_dict']
     assert state['registers'].shape == (1, 24, 192)
     assert all(v.dtype == torch.float32 for v in state.values())
 
