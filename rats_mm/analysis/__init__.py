@@ -3,11 +3,12 @@ dataset readers, the register dictionary, token-norm and register statistics, tr
 curves, and the evaluations the tools and the demo run (``evaluate_parts``,
 ``write_similarity_maps``, ``register_dictionary_report``, ``dataset_token_norms``,
 ``knn_probe`` / ``linear_probe`` on ``extract_features``, ``discover_objects``,
-``register_usage``, ``register_attention_profile``).
+``register_usage``, ``register_attention_profile``, ``train_attention_probe``).
 
 Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab:
 the functions take built models (``rats_mm.runtime.backbones`` builds them from configs).
 """
+from .attention_probe import train_attention_probe
 from .discovery import discover_objects
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
 from .dictionary_report import register_dictionary_report
@@ -29,7 +30,7 @@ from .token_norms import (dataset_token_norms, patch_token_norms, render_norm_hi
 
 __all__ = [
     'FrozenEmbedding', 'discover_objects', 'extract_features', 'knn_probe', 'linear_probe',
-    'register_usage', 'register_attention_profile', 'step_statistics', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
+    'register_usage', 'register_attention_profile', 'train_attention_probe', 'step_statistics', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary', 'clustering_scores',
     'confusion_matrix', 'dataset_token_norms', 'evaluate_parts', 'kmeans', 'kmeans_assignment',
     'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part', 'read_scalars',
     'register_assignment', 'register_dictionary_report', 'register_palette',

@@ -249,20 +249,20 @@ def extract_backbone(checkpoint, branch='teacher'):
     return out
 
 
-def atomic_save(obj, path):
-    """``torch.save`` that never leaves a partial file at ``path``: write a temporary file in
-    the same folder, flush and fsync it, then rename it over ``path`` (atomic on POSIX). A kill
-    mid-write leaves the previous ``path`` (if any) as it was.
+def atomic_write(path, write):
+    """Write a file so that ``path`` never holds a partial one: ``write(f)`` fills a temporary
+    file in the same folder, which is flushed, fsynced and renamed over ``path`` (atomic on
+    POSIX). A kill mid-write leaves the previous ``path`` (if any) as it was.
 
     Args:
-        obj (object): What to save.
         path (str): Destination file; its folder must exist.
+        write (callable): Called with the open binary file.
     """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -270,6 +270,16 @@ def atomic_save(obj, path):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj, path):
+    """``torch.save`` through :func:`atomic_write`.
+
+    Args:
+        obj (object): What to save.
+        path (str): Destination file; its folder must exist.
+    """
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def backbone_options(model):
@@ -293,6 +303,7 @@ def save_backbone(weights, path, options):
             this project and mmengine's ``Pretrained`` init take its ``state_dict``).
         options (dict): What :func:`backbone_options` returns for the model.
     """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_save({'state_dict': weights, 'meta': {BACKBONE_META_KEY: dict(options)}}, path)
 
 

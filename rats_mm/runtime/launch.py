@@ -3,6 +3,7 @@ config loading with overrides, work dir, resume, AMP, and distributed start-up o
 import argparse
 import os
 import os.path as osp
+import sys
 
 import torch
 import torch.distributed as dist
@@ -47,8 +48,7 @@ def load_config(args):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     if getattr(args, 'resume', None):
-        cfg.resume = True
-        cfg.load_from = None if args.resume == 'auto' else args.resume
+        _settle_resume(cfg, args.resume)
     if getattr(args, 'amp', False):
         if not _amp_device_available():
             raise RuntimeError('--amp needs a CUDA device (mmengine AmpOptimWrapper)')
@@ -56,6 +56,7 @@ def load_config(args):
         kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
         cfg.optim_wrapper.type = amp_type.get(kind, kind)
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    _survive_kills(cfg)
     hooks = cfg.get('custom_hooks') or []
     if not any(h.get('type') == 'PlainCheckpointHook' for h in hooks):
         hooks.append(dict(type='PlainCheckpointHook'))  # checkpoints load weights_only
@@ -64,6 +65,30 @@ def load_config(args):
     if 'rats_mm.runtime' not in cfg.custom_imports.imports:  # PlainCheckpointHook
         cfg.custom_imports.imports.append('rats_mm.runtime')
     return cfg
+
+
+def _settle_resume(cfg, requested):
+    """``--resume [CKPT]``: the newest readable checkpoint (or CKPT, checked), kept with the
+    warnings about those skipped for ``train_main`` to log."""
+    from .resume import resume_checkpoint
+    path, warnings = resume_checkpoint(cfg.work_dir, requested)
+    for line in warnings:
+        print(f'warning: {line}', flush=True)
+    cfg.resume = True
+    cfg.load_from = path  # None: nothing to resume, the run starts from scratch
+    cfg.resume_warnings = warnings
+
+
+def _survive_kills(cfg):
+    """Checkpoints written atomically (file backend ``atomic_local``, unless the config names
+    a backend) and an iteration loop that resumes without replaying the data loader."""
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint is not None and not checkpoint.get('backend_args') \
+            and not checkpoint.get('out_dir'):
+        checkpoint['backend_args'] = dict(backend='atomic_local')
+    train_cfg = cfg.get('train_cfg') or {}
+    if str(train_cfg.get('type', '')).split('.')[-1] == 'IterBasedTrainLoop':
+        train_cfg['type'] = 'ResumableIterBasedTrainLoop'
 
 
 def setup_distributed(cfg):
@@ -86,9 +111,16 @@ def setup_distributed(cfg):
 def train_main(description):
     """The whole of ``tools/pretrain.py`` and ``tools/train.py``: parse, configure, train."""
     from mmengine.runner import Runner
-    cfg = load_config(train_parser(description).parse_args())
+    try:
+        cfg = load_config(train_parser(description).parse_args())
+    except (FileNotFoundError, RuntimeError) as err:  # bad config, --amp without CUDA, resume
+        sys.exit(f'error: {err}')
     setup_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    warnings = cfg.pop('resume_warnings', None) or []
+    runner = Runner.from_cfg(cfg)
+    for line in warnings:  # in the run's own log too
+        runner.logger.warning(line)
+    runner.train()
     shutdown_distributed()
 
 
