@@ -11,7 +11,9 @@ model = dict(
     loss=dict(student_temp=0.1, center_momentum=0.9),
     freeze_last_layer_iters=0,
     data_preprocessor=dict(type='BaseDataPreprocessor'))
-model_wrapper_cfg = dict(type='DINODistributedDataParallel')
+# broadcast_buffers off: the only buffer, the DINO centre, is kept equal on every rank by its
+# own all-reduce; DDP would otherwise copy its 65,536 floats from rank 0 at every forward
+model_wrapper_cfg = dict(type='DINODistributedDataParallel', broadcast_buffers=False)
 
 train_dataloader = dict(
     batch_size=64,  # per process

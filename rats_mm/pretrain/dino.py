@@ -30,10 +30,13 @@ class DINOPretrainer(BaseModel):
             not updated (DINO: one epoch).
         data_preprocessor (dict | None): mmengine data preprocessor (moves data to device).
         init_cfg (dict | None): mmengine init config.
+        stats_interval (int): Iterations between the teacher-target diagnostics
+            (``teacher_entropy_ratio`` ...) in the logged scalars; ``DINOScheduleHook`` sets
+            it to the logger interval, so reading them costs no step a device sync.
     """
 
     def __init__(self, backbone, head=None, loss=None, freeze_last_layer_iters=0,
-                 data_preprocessor=None, init_cfg=None):
+                 data_preprocessor=None, init_cfg=None, stats_interval=1):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         pretrained = backbone.pop('pretrained', None)
@@ -50,6 +53,7 @@ class DINOPretrainer(BaseModel):
         self.teacher_temp = 0.04
         self.current_iter = 0
         self.skipped_images = 0
+        self.stats_interval = stats_interval
 
     def train(self, mode=True):
         """Set the student's mode; the teacher always stays in eval mode.
@@ -102,11 +106,7 @@ class DINOPretrainer(BaseModel):
             data = self.data_preprocessor(data, True)
             losses = forward(data['inputs'], mode='loss')
         loss, log_vars = self.parse_losses(losses)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f'DINO loss is {loss.item()} at iteration {self.current_iter + 1}: stopping '
-                'instead of training a broken model. Lower the learning rate or enable '
-                'gradient clipping, then resume from the last checkpoint.')
+        finite = torch.isfinite(loss.detach())  # read after the step is queued: no stall
         optim_wrapper.backward(optim_wrapper.scale_loss(loss))
         if optim_wrapper.should_update():
             if self.current_iter < self.freeze_last_layer_iters:
@@ -114,11 +114,17 @@ class DINOPretrainer(BaseModel):
             optim_wrapper.step()
             optim_wrapper.zero_grad()
             update_teacher(self.student, self.teacher, self.teacher_momentum)
+        if not finite:  # mmengine reads the loss back after every step anyway
+            raise FloatingPointError(
+                f'DINO loss is {loss.item()} at iteration {self.current_iter + 1}: stopping '
+                'before a checkpoint of the broken model is written. Lower the learning rate '
+                'or enable gradient clipping, then resume from the last checkpoint.')
         samples = data.get('data_samples') or {}
         self.skipped_images += int(samples.get('skipped', 0))
         log_vars.update(teacher_momentum=self.teacher_momentum, teacher_temp=self.teacher_temp,
                         skipped_images=self.skipped_images)
-        log_vars.update({f'teacher_{k}': v for k, v in self.criterion.last_stats.items()})
+        if (self.current_iter + 1) % self.stats_interval == 0:
+            log_vars.update({f'teacher_{k}': v for k, v in self.criterion.last_stats.items()})
         return log_vars
 
     def val_step(self, data):

@@ -52,6 +52,13 @@ class DINOScheduleHook(Hook):
         self.teacher_temp = teacher_temp
         self.teacher_temp_warmup_iters = teacher_temp_warmup_iters
 
+    def before_train(self, runner):
+        """The model reads its teacher diagnostics once per logger interval (a device sync
+        each time), not at every step."""
+        loggers = [h for h in runner.hooks if type(h).__name__ == 'LoggerHook']
+        if loggers:
+            _unwrap(runner.model).stats_interval = max(1, int(loggers[0].interval))
+
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = _unwrap(runner.model)
         step = runner.iter
@@ -82,7 +89,7 @@ class ThroughputHook(Hook):
 class CollapseMonitorHook(Hook):
     """Says in the log when the DINO teacher has collapsed, and to what.
 
-    Reads the teacher-target diagnostics the model logs every iteration
+    Reads the teacher-target diagnostics the model logs every ``stats_interval`` iterations
     (``teacher_entropy_ratio``: mean per-image target entropy / ln K; ``teacher_batch_entropy_
     ratio``: entropy of the batch-mean target / ln K). Uniform collapse: every target is flat
     (per-image ratio near 1). One-hot collapse: every image gets the same prototype
@@ -91,7 +98,8 @@ class CollapseMonitorHook(Hook):
     it lasts; ``collapse_warnings`` counts them in the scalars.
 
     Args:
-        patience (int): Consecutive collapsed iterations before a warning.
+        patience (int): Consecutive collapsed iterations before a warning (each reading
+            counts for the model's ``stats_interval`` iterations).
         uniform_ratio (float): Per-image entropy ratio above which targets count as uniform.
         onehot_ratio (float): Batch entropy ratio below which targets count as one-hot.
     """
@@ -117,10 +125,13 @@ class CollapseMonitorHook(Hook):
             return
         state = self.classify(float(outputs['teacher_entropy_ratio']),
                               float(outputs['teacher_batch_entropy_ratio']))
-        self.stretch = self.stretch + 1 if state is not None and state == self.state else int(
-            state is not None)
+        # one reading stands for the iterations since the last one (the model's interval)
+        model = getattr(runner, 'model', None)
+        seen = max(1, int(getattr(_unwrap(model), 'stats_interval', 1))) if model else 1
+        before = self.stretch if state is not None and state == self.state else 0
+        self.stretch = before + seen if state is not None else 0
         self.state = state
-        if state is not None and self.stretch % self.patience == 0:
+        if state is not None and self.stretch // self.patience > before // self.patience:
             self.warnings += 1
             runner.logger.warning(
                 f'DINO looks collapsed ({state}) for the last {self.stretch} iterations '

@@ -137,7 +137,7 @@ class DINOLoss(nn.Module):
         n_terms = num_student_crops * num_teacher_crops - min(num_student_crops,
                                                               num_teacher_crops)
         loss = total / n_terms
-        if self.training:
+        if self.training and self.centering != 'sinkhorn_knopp':  # SK targets use no centre
             self.update_center(teacher_output)
         return loss
 

@@ -205,3 +205,64 @@ def test_register_attention_monitor_logs_the_teachers_last_block(tmp_path):
     skipped.before_train(SimpleNamespace(model=vit, logger=logger))
     skipped.after_train_iter(runner, 0, data_batch=first)
     assert skipped.images is None and 'skipped' in lines[-1]
+
+
+def test_step_queues_the_backward_before_reading_anything_back(monkeypatch):
+    """The finiteness of the loss is read after backward and step are queued (reading it
+    before made the host wait for the forward before it could launch the backward)."""
+    model = tiny_model()
+    wrapper = optim(model)
+    events = []
+    real_bool, real_backward = torch.Tensor.__bool__, wrapper.backward
+
+    def recording_bool(self):
+        events.append('read')
+        return real_bool(self)
+
+    def recording_backward(loss, **kwargs):
+        events.append('backward')
+        return real_backward(loss, **kwargs)
+    monkeypatch.setattr(torch.Tensor, '__bool__', recording_bool)
+    monkeypatch.setattr(wrapper, 'backward', recording_backward)
+    model.train_step(batch(), wrapper)
+    monkeypatch.undo()
+    assert 'backward' in events and 'read' in events
+    assert events.index('backward') < events.index('read')
+
+
+def test_teacher_diagnostics_only_every_stats_interval():
+    model = tiny_model(stats_interval=3)
+    wrapper = optim(model)
+    logged = []
+    for it in range(6):
+        model.current_iter = it
+        logged.append('teacher_entropy_ratio' in model.train_step(batch(), wrapper))
+    assert logged == [False, False, True, False, False, True]
+
+
+def test_collapse_patience_counts_iterations_between_readings():
+    """Readings every 50 iterations with patience 100: the warning comes with the second
+    collapsed reading in a row, after 100 iterations, not after 100 readings."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from rats_mm.pretrain.hooks import CollapseMonitorHook
+    warnings = []
+    runner = SimpleNamespace(iter=0, logger=SimpleNamespace(warning=warnings.append),
+                             message_hub=MessageHub.get_instance('collapse_interval_test'),
+                             model=SimpleNamespace(stats_interval=50))
+    hook = CollapseMonitorHook(patience=100)
+    uniform = {'teacher_entropy_ratio': 0.97, 'teacher_batch_entropy_ratio': 0.99}
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert warnings == []
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert len(warnings) == 1 and 'for the last 100 iterations' in warnings[0]
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert len(warnings) == 1
+
+
+def test_ddp_does_not_broadcast_the_centre_every_step():
+    from mmengine.config import Config
+    cfg = Config.fromfile('configs/dino_rats_vits16_in1k.py')
+    assert cfg.model_wrapper_cfg.broadcast_buffers is False
