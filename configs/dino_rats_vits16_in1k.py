@@ -3,7 +3,8 @@
 # normalised last layer, lr 5e-4 x batch/256 with 10 warm-up epochs then cosine to 1e-6,
 # wd 0.04 -> 0.4, teacher momentum 0.996 -> 1, teacher temperature 0.04 constant, drop-path
 # 0.1 (student only: the teacher runs in eval mode), per-parameter gradient clip 3.0, last
-# layer frozen for 1 epoch. The 300-epoch recipe is dino_rats_vits16_in1k_300e.py.
+# layer frozen for 1 epoch; bf16 autocast. The 300-epoch recipe is dino_rats_vits16_in1k_300e.py.
+# On another number of GPUs the iteration counts are rescaled to keep the epochs (logged).
 #   bash tools/dist_pretrain.sh configs/dino_rats_vits16_in1k.py 8
 #   python tools/export_backbone.py work_dirs/dino_rats_vits16_in1k/iter_250200.pth \
 #       work_dirs/dino_rats_vits16_in1k/backbone.pth
@@ -16,7 +17,10 @@ num_images = 1281167
 num_gpus = 8
 batch_size = 64
 epochs = 100
-iters_per_epoch = num_images // (num_gpus * batch_size)
+# the iteration counts below are for this total batch; on another number of GPUs the launcher
+# rescales every one of them so the epochs stay the same (rats_mm.runtime.precision)
+schedule_batch = num_gpus * batch_size
+iters_per_epoch = num_images // schedule_batch
 max_iters = epochs * iters_per_epoch
 warmup_iters = 10 * iters_per_epoch
 teacher_temp = (0.04, 0.04)  # (start, end) of the linear warm-up
@@ -26,6 +30,11 @@ model = dict(
     backbone=dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
                   num_registers=48, attn_mode='rats', class_token=False, drop_path_rate=0.1),
     freeze_last_layer_iters=iters_per_epoch)
+# bf16 autocast on GPUs (no loss scaler: bf16 has float32's range); --amp fp16 for DINO's fp16
+# with a GradScaler; float32 on a CPU. Head's last layer, loss, centre and teacher softmax
+# stay float32.
+optim_wrapper = dict(type='DINOAmpOptimWrapper', dtype='bfloat16',
+                     loss_scale=dict(enabled=False))
 train_dataloader = dict(batch_size=batch_size, num_workers=10,
                         dataset=dict(data_root='data/imagenet/train'))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)

@@ -32,5 +32,7 @@ test_dataloader = val_dataloader
 
 # layer-wise lr decay over the backbone; no weight decay on registers, positions, queries
 optim_wrapper = dict(
+    # bf16 autocast on GPUs, no loss scaler (float32 on a CPU; --amp fp16 for fp16)
+    type='AmpOptimWrapper', dtype='bfloat16', loss_scale=dict(enabled=False),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(_delete_=True, num_layers=depth, layer_decay_rate=0.9))

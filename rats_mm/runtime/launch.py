@@ -9,6 +9,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
+from .precision import settle_precision, settle_schedule, world_size
+
 
 def add_common_args(parser):
     """Arguments every tool shares (``--work-dir``, ``--cfg-options``, ``--launcher``)."""
@@ -27,14 +29,11 @@ def train_parser(description):
     parser.add_argument('config', help='config file')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (needs CUDA)')
+    parser.add_argument('--amp', nargs='?', const='bf16', default=None, choices=['bf16', 'fp16'],
+                        help='mixed precision on CUDA: bf16 (default) or fp16 with a dynamic '
+                             'loss scaler; the ImageNet and Mask2Former configs use bf16 '
+                             'without it (float32 on a CPU)')
     return add_common_args(parser)
-
-
-def _amp_device_available():
-    """The device check mmengine's AmpOptimWrapper itself makes (looked up at call time)."""
-    from mmengine.optim.optimizer import amp_optimizer_wrapper
-    return amp_optimizer_wrapper.is_cuda_available()
 
 
 def load_config(args):
@@ -49,13 +48,9 @@ def load_config(args):
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     if getattr(args, 'resume', None):
         _settle_resume(cfg, args.resume)
-    if getattr(args, 'amp', False):
-        if not _amp_device_available():
-            raise RuntimeError('--amp needs a CUDA device (mmengine AmpOptimWrapper)')
-        amp_type = {'OptimWrapper': 'AmpOptimWrapper', 'DINOOptimWrapper': 'DINOAmpOptimWrapper'}
-        kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        cfg.optim_wrapper.type = amp_type.get(kind, kind)
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if 'optim_wrapper' in cfg:  # training: precision and schedule follow the machine
+        settle_precision(cfg, getattr(args, 'amp', None))
+        settle_schedule(cfg, world_size(cfg.launcher))
     _survive_kills(cfg)
     hooks = cfg.get('custom_hooks') or []
     if not any(h.get('type') == 'PlainCheckpointHook' for h in hooks):

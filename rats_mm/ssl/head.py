@@ -92,6 +92,12 @@ class DINOHead(nn.Module):
             Tensor: (B, out_dim) logits.
         """
         x = self.mlp(x)                                    # (B, bottleneck_dim)
+        device = x.device.type
+        if device in ('cuda', 'cpu') and torch.is_autocast_enabled(device):
+            # the prototypes in float32 under autocast: logits of 65,536 prototypes divided
+            # by a teacher temperature of 0.04 lose too much in bf16 / fp16
+            with torch.autocast(device, enabled=False):
+                return self.last_layer(F.normalize(x.float(), dim=-1, p=2))  # (B, out_dim)
         x = F.normalize(x, dim=-1, p=2)
         return self.last_layer(x)                          # (B, out_dim)
 

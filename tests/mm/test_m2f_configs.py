@@ -39,7 +39,10 @@ def test_main_config_builds(path):
 def test_layer_decay_groups():
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
+    from rats_mm.runtime.precision import settle_precision
     cfg = Config.fromfile('configs/demo/m2f_rats_synthetic_seg.py')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # bf16 from m2f_rats_ade20k.py
+    assert settle_precision(cfg) == 'fp32' and cfg.optim_wrapper.type == 'OptimWrapper'
     import_modules_from_strings(**cfg.custom_imports)
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)

@@ -64,3 +64,59 @@ def test_paramwise_groups_are_merged_by_setting():
     (unmerged_count, before), (merged_count, after) = settings[False], settings[True]
     assert unmerged_count > 100 and merged_count <= 4
     assert before == after
+
+
+@pytest.mark.parametrize('amp,dtype,scaled', [(None, 'bfloat16', False), ('bf16', 'bfloat16', False),
+                                             ('fp16', 'float16', True)])
+def test_imagenet_config_is_bf16_on_a_gpu_and_fp16_selectable(monkeypatch, amp, dtype,
+                                                               scaled):
+    """bf16 autocast by default on a GPU, without a loss scaler; --amp fp16 brings DINO's
+    dynamic GradScaler."""
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    argv = [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')]
+    argv += ['--amp', amp] if amp else []
+    cfg = load_config(train_parser('pretrain').parse_args(argv))
+    cfg.model.head.out_dim = 256
+    wrapper = build_optim_wrapper(MODELS.build(cfg.model), cfg.optim_wrapper)
+    assert type(wrapper).__name__ == 'DINOAmpOptimWrapper'
+    assert wrapper.cast_dtype == getattr(__import__('torch'), dtype)
+    # (a GradScaler disables itself on this CPU machine: read what the config asks for)
+    assert (cfg.optim_wrapper.loss_scale == 'dynamic') is scaled
+    if not scaled:
+        assert not wrapper.loss_scaler.is_enabled()
+
+
+def test_the_same_config_is_float32_on_a_cpu(monkeypatch, capsys):
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: False)
+    cfg = load_config(train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')]))
+    assert cfg.optim_wrapper.type == 'DINOOptimWrapper'
+    assert 'dtype' not in cfg.optim_wrapper and 'loss_scale' not in cfg.optim_wrapper
+    assert 'no CUDA device' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('config,gpus,epochs', [('dino_rats_vits16_in1k.py', 16, 100),
+                                                ('dino_rats_vits16_in1k.py', 4, 100),
+                                                ('dino_rats_vits16_in1k_300e.py', 32, 300)])
+def test_schedule_keeps_its_epochs_on_any_number_of_gpus(monkeypatch, capsys, config, gpus,
+                                                         epochs):
+    """The iteration counts were written for 8 x 64 images; on another number of GPUs every
+    one is rescaled (and the derivation logged) so the epochs stay the config's."""
+    monkeypatch.setenv('WORLD_SIZE', str(gpus))
+    from mmengine.config import Config
+    reference = Config.fromfile(os.path.join(ROOT, 'configs', config))  # as written: 8 x 64
+    cfg = load_config(train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', config), '--launcher', 'pytorch']))
+    factor = 8 / gpus
+    total = gpus * 64
+    assert cfg.train_cfg.max_iters == round(reference.train_cfg.max_iters * factor)
+    assert cfg.train_cfg.max_iters * total / 1281167 == pytest.approx(epochs, rel=1e-3)
+    warmup = [s for s in cfg.param_scheduler if s.type == 'LinearLR'][0]
+    ref_warmup = [s for s in reference.param_scheduler if s.type == 'LinearLR'][0]
+    assert warmup.end == round(ref_warmup.end * factor)   # still 10 epochs
+    assert cfg.model.freeze_last_layer_iters == round(reference.model.freeze_last_layer_iters
+                                                      * factor)
+    assert cfg.default_hooks.checkpoint.interval == round(
+        reference.default_hooks.checkpoint.interval * factor)
+    out = capsys.readouterr().out
+    assert f'total batch {total} ({gpus} x 64)' in out and f'{epochs}.0 epochs' in out

@@ -67,22 +67,25 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     want, got = schedule_lines(straight), schedule_lines(resumed)
     assert set(got) == set(range(killed_at + 1, killed_at + 5))
     assert all(got[i] == want[i] for i in got)
-    # and so does the state: teacher, centre and optimiser equal the uninterrupted run's (to
-    # float reduction order; a centre or moment lost on resume would differ by ~0.1)
+    # and so does the state: teacher, centre and optimiser follow the uninterrupted run's. The
+    # resumed run reads the same images (its sampler restarts where the killed run stopped)
+    # but draws its own random crops, since nothing is replayed: they agree to ~2e-3, while a
+    # centre or moment lost on resume would differ by ~0.1
     straight_ckpt = torch.load(tmp_path / 'straight' / f'iter_{killed_at + 4}.pth',
                                map_location='cpu', weights_only=True)
     for key in ('teacher.backbone.registers', 'teacher.head.last_layer.parametrizations.'
                 'weight.original1', 'student.backbone.blocks.0.attn.qkv.weight',
                 'criterion.center'):
         assert torch.allclose(ckpt['state_dict'][key], straight_ckpt['state_dict'][key],
-                              atol=1e-3), key
+                              atol=1e-2), key
     moments = [s['exp_avg'] for s in ckpt['optimizer']['state'].values()]
     want_moments = [s['exp_avg'] for s in straight_ckpt['optimizer']['state'].values()]
     assert len(moments) == len(want_moments) > 0
     # moments restarted from zero on resume would be about a third smaller after 4 steps
+    # (1 - 0.9^4 of the carried ones); other crops move them by ~10 %
     norm = torch.cat([m.flatten() for m in moments]).norm()
     want_norm = torch.cat([m.flatten() for m in want_moments]).norm()
-    assert abs(norm - want_norm) < 0.05 * want_norm
+    assert 0.85 * want_norm < norm < 1.2 * want_norm
     # the unreadable file was skipped and counted, and the k-NN monitor ran after training
     assert re.search(r'skipped_images: 1\b', straight)
     assert 'k-NN (k=3) top-1' in straight and (tmp_path / 'straight' / 'knn.json').exists()
