@@ -17,6 +17,7 @@ model = dict(
         _delete_=True, type='RatsViT', img_size=512, patch_size=16, embed_dim=embed_dim,
         depth=depth, num_heads=num_heads, num_registers=num_registers, attn_mode='rats',
         class_token=False, drop_path_rate=0.1, out_indices=(3, 5, 7, 11),
+        compile=False,  # True: torch.compile the backbone (on a GPU)
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(type='SimpleFeaturePyramid', in_channels=embed_dim, out_channels=feat_channels,
               scale_factors=(4.0, 2.0, 1.0, 0.5), pass_registers=True),

@@ -10,6 +10,7 @@ model = dict(
               norm_last_layer=True),
     loss=dict(student_temp=0.1, center_momentum=0.9),
     freeze_last_layer_iters=0,
+    compile_backbone=False,  # True: torch.compile both backbones (--cfg-options on a GPU)
     data_preprocessor=dict(type='BaseDataPreprocessor'))
 # broadcast_buffers off: the only buffer, the DINO centre, is kept equal on every rank by its
 # own all-reduce; DDP would otherwise copy its 65,536 floats from rank 0 at every forward

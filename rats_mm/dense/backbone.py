@@ -24,6 +24,8 @@ class RatsViTBackbone(BaseModule):
             checkpoint ``rats_mm.models.checkpoint_filter_fn`` reads (``weights_only=True``
             unless ``trust_checkpoint=True`` is added). A missing file is an error unless
             ``skip_if_missing=True`` (then the random init is kept, with a warning).
+        compile (bool): ``torch.compile`` this backbone in place (``nn.Module.compile``:
+            checkpoint keys unchanged; no graph break in the RatsViT forward).
         **vit_kwargs: Arguments of :class:`RatsViT` (``embed_dim``, ``num_registers``, ...).
 
     Returns (forward):
@@ -33,7 +35,7 @@ class RatsViTBackbone(BaseModule):
     """
 
     def __init__(self, out_indices=(-1,), norm_maps=True, frozen_stages=-1, init_cfg=None,
-                 with_cp=False, **vit_kwargs):
+                 with_cp=False, compile=False, **vit_kwargs):
         super().__init__(init_cfg=init_cfg)
         if init_cfg is not None and init_cfg.get('type') != 'Pretrained':
             raise ValueError(f"init_cfg type {init_cfg.get('type')!r}: only 'Pretrained' is "
@@ -49,6 +51,8 @@ class RatsViTBackbone(BaseModule):
             raise ValueError(f'frozen_stages={frozen_stages} must lie in [-1, {depth}]')
         self.frozen_stages = frozen_stages
         self._freeze()
+        if compile:
+            super().compile()
 
     @property
     def num_registers(self):

@@ -30,13 +30,17 @@ class DINOPretrainer(BaseModel):
             not updated (DINO: one epoch).
         data_preprocessor (dict | None): mmengine data preprocessor (moves data to device).
         init_cfg (dict | None): mmengine init config.
+        compile_backbone (bool): ``torch.compile`` the student and teacher backbones in place
+            (``nn.Module.compile``: checkpoint keys unchanged); the backbone forward has no
+            graph break at either crop size.
         stats_interval (int): Iterations between the teacher-target diagnostics
             (``teacher_entropy_ratio`` ...) in the logged scalars; ``DINOScheduleHook`` sets
             it to the logger interval, so reading them costs no step a device sync.
     """
 
     def __init__(self, backbone, head=None, loss=None, freeze_last_layer_iters=0,
-                 data_preprocessor=None, init_cfg=None, stats_interval=1):
+                 data_preprocessor=None, init_cfg=None, stats_interval=1,
+                 compile_backbone=False):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         pretrained = backbone.pop('pretrained', None)
@@ -54,6 +58,9 @@ class DINOPretrainer(BaseModel):
         self.current_iter = 0
         self.skipped_images = 0
         self.stats_interval = stats_interval
+        if compile_backbone:
+            self.student['backbone'].compile()
+            self.teacher['backbone'].compile()
 
     def train(self, mode=True):
         """Set the student's mode; the teacher always stays in eval mode.

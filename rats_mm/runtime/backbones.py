@@ -20,7 +20,7 @@ __all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_
 
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
-                'with_cp')
+                'with_cp', 'compile')
 _VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
 
 

@@ -72,3 +72,22 @@ def test_frozen_stages():
 def test_bad_config_fails_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
         registry('mmseg').build(dict(type='RatsViT', **TINY, **kwargs))
+
+
+def test_compiled_dense_backbone_equals_eager():
+    """``compile=True`` in a dense config compiles the backbone in place: same keys, same
+    maps and registers as eager, and the forward has no graph break."""
+    import torch._dynamo as dynamo
+    MODELS = registry('mmseg')
+    torch.manual_seed(0)
+    eager = MODELS.build(dict(type='RatsViT', out_indices=(0, 1), **TINY)).eval()
+    compiled = MODELS.build(dict(type='RatsViT', out_indices=(0, 1), compile=True,
+                                 **TINY)).eval()
+    assert compiled._compiled_call_impl is not None and eager._compiled_call_impl is None
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        for got, want in zip(compiled(x), eager(x)):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert dynamo.explain(eager)(x).graph_break_count == 0

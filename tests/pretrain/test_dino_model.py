@@ -291,3 +291,28 @@ def test_bf16_autocast_steps_agree_with_float32():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         logits = model.student['head'](torch.randn(2, 32))
     assert logits.dtype == torch.float32  # the prototypes in float32 under autocast too
+
+
+def test_compiled_backbones_equal_eager_without_graph_breaks():
+    """``compile_backbone=True`` compiles both backbones in place (same checkpoint keys); the
+    DINO forward gives the eager loss, and the backbone has no graph break at either crop
+    size."""
+    import torch._dynamo as dynamo
+    eager = tiny_model()
+    compiled = tiny_model(compile_backbone=True)
+    for branch in (compiled.student, compiled.teacher):
+        assert branch['backbone']._compiled_call_impl is not None  # nn.Module.compile ran
+    assert eager.student['backbone']._compiled_call_impl is None
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    compiled.load_state_dict(eager.state_dict())
+    eager.train()
+    compiled.train()
+    data = batch()
+    with torch.no_grad():
+        want = eager(data['inputs'], mode='loss')['loss']
+        got = compiled(data['inputs'], mode='loss')['loss']
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    backbone = eager.student['backbone']
+    for size in (32, 16):
+        explanation = dynamo.explain(backbone)(torch.randn(2, 3, size, size))
+        assert explanation.graph_break_count == 0, explanation.break_reasons
