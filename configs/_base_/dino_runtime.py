@@ -11,7 +11,9 @@ model = dict(
     loss=dict(student_temp=0.1, center_momentum=0.9),
     freeze_last_layer_iters=0,
     compile_backbone=False,  # True: torch.compile both backbones (--cfg-options on a GPU)
-    data_preprocessor=dict(type='BaseDataPreprocessor'))
+    # uint8 views copied from pinned memory without blocking, normalised on the device
+    data_preprocessor=dict(type='MultiCropDataPreprocessor', mean=(0.485, 0.456, 0.406),
+                           std=(0.229, 0.224, 0.225), non_blocking=True))
 # broadcast_buffers off: the only buffer, the DINO centre, is kept equal on every rank by its
 # own all-reduce; DDP would otherwise copy its 65,536 floats from rank 0 at every forward
 model_wrapper_cfg = dict(type='DINODistributedDataParallel', broadcast_buffers=False)
@@ -20,6 +22,7 @@ train_dataloader = dict(
     batch_size=64,  # per process
     num_workers=8,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='multicrop_collate'),
     dataset=dict(
@@ -27,7 +30,7 @@ train_dataloader = dict(
         data_root='data/imagenet/train',
         pipeline=dict(type='MultiCropAugmentation', global_crops_scale=(0.4, 1.0),
                       local_crops_scale=(0.05, 0.4), local_crops_number=8,
-                      global_crop_size=224, local_crop_size=96)))
+                      global_crop_size=224, local_crop_size=96, output='uint8')))
 
 # AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens.
 optim_wrapper = dict(

@@ -3,7 +3,8 @@ registered in mmengine's registries. Loaded by the pretraining configs
 (``custom_imports = dict(imports=['rats_mm.pretrain'])``); no segmentation or detection run
 imports it."""
 from ..runtime import PlainCheckpointHook
-from .data import EvalTransform, ImageFolderDataset, multicrop_collate
+from .data import (EvalTransform, ImageFolderDataset, MultiCropDataPreprocessor,
+                   multicrop_collate)
 from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
                    DINOPretrainer, StudentOptimWrapperConstructor)
 from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook,
@@ -12,5 +13,5 @@ from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook,
 __all__ = [
     'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
     'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook', 'EvalTransform',
-    'ImageFolderDataset', 'KNNMonitorHook', 'PlainCheckpointHook', 'RegisterAttentionMonitorHook',
+    'ImageFolderDataset', 'KNNMonitorHook', 'MultiCropDataPreprocessor', 'PlainCheckpointHook', 'RegisterAttentionMonitorHook',
     'StudentOptimWrapperConstructor', 'ThroughputHook', 'knn_top1', 'multicrop_collate']

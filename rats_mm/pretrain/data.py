@@ -1,11 +1,13 @@
 """Pretraining data for mmengine: a recursive image folder that skips (and counts) unreadable
-files, the multi-crop / evaluation transforms, and the multi-crop collate function."""
+files, the multi-crop / evaluation transforms, the multi-crop collate function and the data
+preprocessor that normalises uint8 views on the device."""
 import os
 import warnings
 
 import torch
 from mmengine.logging import print_log
-from mmengine.registry import DATASETS, FUNCTIONS, TRANSFORMS
+from mmengine.model import BaseDataPreprocessor
+from mmengine.registry import DATASETS, FUNCTIONS, MODELS, TRANSFORMS
 from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -157,3 +159,38 @@ def multicrop_collate(batch):
     return {'inputs': inputs,
             'data_samples': {'labels': torch.tensor([b['label'] for b in batch]),
                              'skipped': sum(b['skipped'] for b in batch)}}
+
+
+@MODELS.register_module()
+class MultiCropDataPreprocessor(BaseDataPreprocessor):
+    """Moves a multi-crop batch to the device and normalises uint8 views there.
+
+    With ``MultiCropAugmentation(output='uint8')`` the loader collates and copies uint8 views
+    (a quarter of float32's bytes, from pinned memory without blocking); here each uint8
+    (B, 3, s, s) view becomes ``(x - 255 mean) / (255 std)`` in float32 on the device, the
+    same numbers ``ToTensor`` + ``Normalize`` give on the host. Float views (an evaluation
+    transform's) pass through unchanged.
+
+    Args:
+        mean (Sequence[float]): Per-channel mean in [0, 1] (ImageNet's by default).
+        std (Sequence[float]): Per-channel std in [0, 1].
+        non_blocking (bool): Asynchronous host-to-device copies (from pinned memory).
+    """
+
+    def __init__(self, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 non_blocking=True):
+        super().__init__(non_blocking=non_blocking)
+        self.register_buffer('offset', torch.tensor(mean).view(1, 3, 1, 1) * 255, False)
+        self.register_buffer('scale', 1.0 / (torch.tensor(std).view(1, 3, 1, 1) * 255), False)
+
+    def _normalise(self, x):
+        if x.dtype != torch.uint8:
+            return x
+        return (x.float() - self.offset.to(x.device)) * self.scale.to(x.device)  # (B, 3, s, s)
+
+    def forward(self, data, training=False):
+        data = self.cast_data(data)
+        inputs = data['inputs']
+        data['inputs'] = ([self._normalise(x) for x in inputs]
+                          if isinstance(inputs, (list, tuple)) else self._normalise(inputs))
+        return data

@@ -318,9 +318,10 @@ class RegisterAttentionMonitorHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if not self.enabled:
             return
-        if self.images is None:
-            crops = data_batch['inputs'][0]                             # (B, 3, s, s) global
-            self.images = crops[:self.num_images].detach().cpu().clone()
+        if self.images is None:  # the first global views, as the model sees them
+            crops = data_batch['inputs'][0][:self.num_images]           # (b, 3, s, s) global
+            crops = _unwrap(runner.model).data_preprocessor({'inputs': crops}, False)['inputs']
+            self.images = crops.detach().cpu().clone()
         if self.interval and self.every_n_train_iters(runner, self.interval):
             self.measure(runner, runner.iter + 1)
 

@@ -134,13 +134,21 @@ class MultiCropAugmentation(MultiCropRecipe):
         blur_p (tuple[float, float, float]): Blur probability of global view 1, global view
             2 and the local views (DINO: 1.0, 0.1, 0.5).
         solarize_p (float): Solarisation probability of global view 2 (DINO: 0.2).
+        output (str): ``'float'``: float32 views normalised with ``mean`` / ``std``;
+            ``'uint8'``: the views as uint8 (3, s, s), a quarter of the bytes to collate and
+            copy, normalised on the device (``MultiCropDataPreprocessor`` in pretraining).
     """
+
+    OUTPUTS = ('float', 'uint8')
 
     def __init__(self, global_crops_scale=(0.4, 1.0), local_crops_scale=(0.05, 0.4),
                  local_crops_number=8, global_crop_size=224, local_crop_size=96,
                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                  color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
-                 color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2):
+                 color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2, output='float'):
+        if output not in self.OUTPUTS:
+            raise ValueError(f'output={output!r} is not one of {self.OUTPUTS}')
+        self.output = output
         self._set_recipe(global_crops_scale, local_crops_scale, local_crops_number,
                          global_crop_size, local_crop_size, mean, std, color_jitter,
                          grayscale_p, scale_blur_to_crop, color_jitter_p, blur_p, solarize_p)
@@ -170,7 +178,10 @@ class MultiCropAugmentation(MultiCropRecipe):
             return transforms.RandomApply(
                 [transforms.GaussianBlur(kernel_size=kernel, sigma=sigma)], p=p)
 
-        normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
+        if self.output == 'uint8':
+            normalize = [transforms.PILToTensor()]  # (3, s, s) uint8, normalised later
+        else:
+            normalize = [transforms.ToTensor(), transforms.Normalize(self.mean, self.std)]
         global_crop = transforms.RandomResizedCrop(
             self.global_crop_size, scale=self.global_crops_scale, interpolation=bicubic)
         local_crop = transforms.RandomResizedCrop(
@@ -213,7 +224,7 @@ class MultiCropAugmentation(MultiCropRecipe):
         Returns:
             list[Tensor]: Two global views (3, global_crop_size, global_crop_size) followed
             by ``local_crops_number`` local views (3, local_crop_size, local_crop_size),
-            float32 and normalised.
+            float32 and normalised (uint8 and not normalised with ``output='uint8'``).
         """
         if generator is None:
             return self._crops(image)

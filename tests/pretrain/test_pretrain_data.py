@@ -69,3 +69,37 @@ def test_eval_transform_grayscale_gives_equal_channels(tmp_path):
     assert gray.shape == colour.shape == (3, 32, 32)
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
     assert not torch.equal(colour[0], colour[1])
+
+
+def test_uint8_views_normalised_on_the_device_equal_the_float_pipeline():
+    """output='uint8' collates a quarter of the bytes; MultiCropDataPreprocessor turns them
+    into the very numbers ToTensor + Normalize give on the host (same random views)."""
+    import numpy as np
+    from PIL import Image
+
+    from rats_mm.pretrain.data import MultiCropDataPreprocessor, multicrop_collate
+    from rats_mm.ssl import MultiCropAugmentation
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+              for _ in range(3)]
+    kwargs = dict(global_crop_size=32, local_crop_size=16, local_crops_number=2)
+    batches = {}
+    for output in ('float', 'uint8'):
+        augment = MultiCropAugmentation(output=output, **kwargs)
+        generator = torch.Generator().manual_seed(5)
+        samples = [{'inputs': augment(im, generator), 'label': 0, 'skipped': 0}
+                   for im in images]
+        batches[output] = multicrop_collate(samples)
+    uint8_views = batches['uint8']['inputs']
+    assert all(v.dtype == torch.uint8 for v in uint8_views)
+    assert sum(v.nbytes for v in uint8_views) * 4 == sum(v.nbytes for v in
+                                                         batches['float']['inputs'])
+    preprocessor = MultiCropDataPreprocessor()
+    got = preprocessor(batches['uint8'], True)['inputs']
+    for g, want in zip(got, batches['float']['inputs']):
+        assert g.dtype == torch.float32
+        torch.testing.assert_close(g, want, atol=1e-5, rtol=1e-5)
+    single = torch.randn(2, 3, 8, 8)  # an evaluation batch: already normalised floats
+    assert torch.equal(preprocessor({'inputs': single}, False)['inputs'], single)
+    with pytest.raises(ValueError, match="output='half'"):
+        MultiCropAugmentation(output='half')
