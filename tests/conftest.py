@@ -24,3 +24,18 @@ def drawn_colours():
             pixels = np.asarray(im.convert('RGB')).reshape(-1, 3)
         return len(np.unique(pixels, axis=0))
     return count
+
+
+@pytest.fixture(autouse=True, scope='session')
+def dataset_check_cache(tmp_path_factory):
+    """Stamps of passed dataset checks (rats_mm.dense.dataset_checks) in a temporary folder,
+    not in the user's ~/.cache."""
+    import os
+    folder = str(tmp_path_factory.mktemp('rats_mm_cache'))
+    old = os.environ.get('RATS_MM_CACHE')
+    os.environ['RATS_MM_CACHE'] = folder
+    yield folder
+    if old is None:
+        os.environ.pop('RATS_MM_CACHE', None)
+    else:
+        os.environ['RATS_MM_CACHE'] = old

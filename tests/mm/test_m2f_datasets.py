@@ -69,3 +69,52 @@ def test_broken_coco_json_is_named(copy_root, edit, match):
     json.dump(coco, open(path, 'w'))
     with pytest.raises(ValueError, match='instances_training.json: ' + match):
         coco_dataset(copy_root)
+
+
+def _count_mask_reads(monkeypatch):
+    import rats_mm.mmseg.datasets as seg
+    reads = []
+    real_open = seg.Image.open
+
+    def counting_open(path, *args, **kwargs):
+        reads.append(path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(seg.Image, 'open', counting_open)
+    return reads
+
+
+def test_label_check_runs_once_per_set_of_files_and_on_rank_0_only(copy_root, monkeypatch):
+    """The ADE20K check read every mask at every start on every rank: now the first start of
+    rank 0 reads them, the next remembers, other ranks never read, and a changed mask is
+    checked again."""
+    import rats_mm.dense.dataset_checks as checks
+    reads = _count_mask_reads(monkeypatch)
+    seg_dataset(copy_root)
+    assert len(reads) == 12
+    reads.clear()
+    seg_dataset(copy_root)
+    assert reads == []                        # remembered
+    path = os.path.join(copy_root, 'annotations', 'training', '000005.png')
+    mask = np.array(Image.open(path))
+    mask[0, 0] = 9
+    Image.fromarray(mask).save(path)
+    monkeypatch.setattr(checks, 'get_rank', lambda: 1)
+    reads.clear()
+    assert len(seg_dataset(copy_root)) == 12  # rank 1 trusts rank 0
+    assert reads == []
+    monkeypatch.setattr(checks, 'get_rank', lambda: 0)
+    with pytest.raises(ValueError, match=r'000005.png: label\(s\) \[9\]'):
+        seg_dataset(copy_root)                # the changed file is checked again
+
+
+def test_coco_json_is_read_once_per_build(copy_root, monkeypatch):
+    """The check reads the JSON mmdet has loaded: the file is parsed once, not twice."""
+    loads = []
+    real_load = json.load
+
+    def counting_load(f, *args, **kwargs):
+        loads.append(getattr(f, 'name', None))
+        return real_load(f, *args, **kwargs)
+    monkeypatch.setattr(json, 'load', counting_load)
+    assert len(coco_dataset(copy_root)) > 0
+    assert [os.path.basename(str(n)) for n in loads] == ['instances_training.json']
