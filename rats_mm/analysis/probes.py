@@ -42,7 +42,7 @@ def topk_accuracy(scores, labels, k, require_positive=False):
 
 
 def knn_probe(train_features, train_labels, val_features, val_labels, ks=KNN_KS,
-              temperature=0.07):
+              temperature=0.07, device=None):
     """Weighted k-NN top-1 / top-5 as DINO's ``eval_knn.py`` computes them.
 
     Args:
@@ -52,12 +52,17 @@ def knn_probe(train_features, train_labels, val_features, val_labels, ks=KNN_KS,
         val_labels (Tensor): (Q,) labels.
         ks (Sequence[int]): Numbers of neighbours.
         temperature (float): Vote temperature (DINO: 0.07).
+        device (str | torch.device | None): Where the votes are computed (a GPU for an
+            ImageNet-size bank); default the features' device.
 
     Returns:
         dict: ``per_k`` {k: {top1, top5}}, and ``top1`` / ``top5`` / ``k`` of the headline
         k (20, DINO's reported one, when in ``ks``; else the first).
     """
     train_y, val_y, num_classes = contiguous_labels(train_labels, val_labels)
+    if device is not None:
+        train_features, val_features = train_features.to(device), val_features.to(device)
+        train_y, val_y = train_y.to(device), val_y.to(device)
     per_k = {}
     for k in ks:
         votes = knn_votes(train_features, train_y, val_features, num_classes, k, temperature)
@@ -70,16 +75,17 @@ def knn_probe(train_features, train_labels, val_features, val_labels, ks=KNN_KS,
 
 
 def _train_linear(x, y, num_classes, lr, epochs, batch_size, weight_decay, seed):
-    """SGD (momentum 0.9, cosine learning rate) on standardised features; the classifier."""
+    """SGD (momentum 0.9, cosine learning rate) on standardised features; the classifier
+    (on the features' device)."""
     generator = torch.Generator().manual_seed(seed)
-    layer = torch.nn.Linear(x.shape[1], num_classes)
+    layer = torch.nn.Linear(x.shape[1], num_classes).to(x.device)
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
     opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=generator).split(batch_size):
+        for idx in torch.randperm(len(x), generator=generator).to(x.device).split(batch_size):
             loss = F.cross_entropy(layer(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -90,7 +96,7 @@ def _train_linear(x, y, num_classes, lr, epochs, batch_size, weight_decay, seed)
 
 def linear_probe(train_features, train_labels, val_features, val_labels,
                  lrs=(1e-3, 1e-2, 1e-1, 1.0), epochs=100, batch_size=256, weight_decay=0.0,
-                 holdout=0.1, seed=0):
+                 holdout=0.1, seed=0, device=None):
     """A linear classifier on frozen features, its learning rate chosen without the val set.
 
     Features are standardised with the training mean and std (a BatchNorm without affine
@@ -109,6 +115,8 @@ def linear_probe(train_features, train_labels, val_features, val_labels,
         weight_decay (float): L2 penalty.
         holdout (float): Fraction of the training features kept out for the search.
         seed (int): Seed of the split and the batch order.
+        device (str | torch.device | None): Where the classifiers train (a GPU for
+            ImageNet-size features); default the features' device.
 
     Returns:
         dict: ``top1``, ``top5`` (validation), ``lr`` (chosen), ``holdout_top1`` {lr: top-1}.
@@ -116,12 +124,15 @@ def linear_probe(train_features, train_labels, val_features, val_labels,
     if not 0 < holdout < 1:
         raise ValueError(f'holdout={holdout} must lie in (0, 1)')
     train_y, val_y, num_classes = contiguous_labels(train_labels, val_labels)
+    if device is not None:
+        train_features, val_features = train_features.to(device), val_features.to(device)
+        train_y, val_y = train_y.to(device), val_y.to(device)
     mean = train_features.float().mean(0)
     std = train_features.float().std(0).clamp_min(1e-6)
     x, v = (train_features.float() - mean) / std, (val_features.float() - mean) / std
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     cut = max(1, int(round(holdout * len(x))))
-    held, fit = order[:cut], order[cut:]
+    held, fit = order[:cut].to(x.device), order[cut:].to(x.device)
     searched = {}
     for lr in lrs:
         layer = _train_linear(x[fit], train_y[fit], num_classes, lr, epochs, batch_size,

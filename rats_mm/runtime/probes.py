@@ -1,6 +1,7 @@
 """What ``tools/eval_knn.py`` and ``tools/eval_linear.py`` share: arguments, the datasets
 (with the config's evaluation transform), distributed start-up under ``torchrun``, and the
-probe run itself (features on every rank, the probe on rank 0)."""
+probe run itself (features on every rank, the probe on rank 0, on its GPU when there is one,
+else on every core)."""
 import os
 
 import torch
@@ -74,6 +75,14 @@ def _init_distributed(device):
     return device
 
 
+def _use_every_core(device):
+    """On a CPU, the probe (rank 0 alone, the other ranks are done) gets every core this
+    process may use: torchrun sets ``OMP_NUM_THREADS=1`` for the extraction."""
+    if device.type == 'cpu':
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                              else os.cpu_count() or 1)
+
+
 def probe_main(kind, doc, argv=None, **probe_options):
     """The whole of a probe tool: parse, extract train / val features, probe, write.
 
@@ -99,8 +108,9 @@ def probe_main(kind, doc, argv=None, **probe_options):
     val_x, val_y = extract_features(network, val, **options)
     if dist_info()[0] != 0:
         return None
+    _use_every_core(device)
     probe = knn_probe if kind == 'knn' else linear_probe
-    result = probe(train_x, train_y, val_x, val_y, **probe_options)
+    result = probe(train_x, train_y, val_x, val_y, device=device, **probe_options)
     result.update(features=args.features, feature_dim=train_x.shape[1], config=args.config,
                   checkpoint=args.checkpoint, train_root=args.train_root,
                   val_root=args.val_root)

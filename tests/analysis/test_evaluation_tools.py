@@ -111,3 +111,42 @@ def test_register_usage_contract(models, synthetic_root, tmp_path):
         0 < block['compress_entropy'] <= 1 and 1 <= block['compress_peak']
         for block in result['attention_by_block'])
     assert (tmp_path / 'O' / 'register_usage.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('tool,probe', [('eval_knn.py', 'knn_probe'),
+                                        ('eval_linear.py', 'linear_probe')])
+def test_probe_runs_on_the_run_device_with_every_core(models, synthetic_root, tmp_path,
+                                                      monkeypatch, tool, probe):
+    """Under torchrun (OMP_NUM_THREADS=1) the probe used to run on one CPU thread, off the
+    GPU: it now gets the run's device and every core."""
+    import rats_mm.runtime.probes as probes
+    seen = {}
+    real = getattr(probes, probe)
+
+    def recording(*args, **kwargs):
+        seen.update(device=kwargs.get('device'), threads=torch.get_num_threads())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(probes, probe, recording)
+    torch.set_num_threads(1)
+    try:
+        _tool(tool)([str(models / 'rats.py'), str(models / 'rats.pth'), '--train-root',
+                     synthetic_root, '--train-ann', 'labels/training.txt', '--val-root',
+                     synthetic_root, '--val-ann', 'labels/validation.txt', '--num-workers',
+                     '0', '--device', 'cpu'])
+    finally:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    assert seen['device'] == torch.device('cpu')
+    assert seen['threads'] == len(os.sched_getaffinity(0))
+
+
+def test_probes_on_another_device_give_the_same_result():
+    """device= moves features and labels; the figures do not depend on where they run
+    (checked with float64 on the same CPU, the device this machine has)."""
+    from rats_mm.analysis.probes import knn_probe, linear_probe
+    g = torch.Generator().manual_seed(0)
+    train, val = torch.randn(40, 8, generator=g), torch.randn(10, 8, generator=g)
+    ty, vy = torch.arange(40) % 4, torch.arange(10) % 4
+    for probe, kwargs in ((knn_probe, dict(ks=(3, 5))), (linear_probe, dict(epochs=3))):
+        here = probe(train, ty, val, vy, **kwargs)
+        moved = probe(train, ty, val, vy, device='cpu', **kwargs)
+        assert here['top1'] == moved['top1'] and here['top5'] == moved['top5']
