@@ -15,7 +15,8 @@ backbone is scored with tools/analysis/part_eval.py (part mIoU, registers by cos
 first --max-images held-out images of the demo scenes data/synthetic and objects
 data/synthetic_objects). Writes WORK/compress_study.json (every
 figure per run) and WORK/compress_study.md (mean +- std over seeds). Needs the demo data
-(make demo, or tools/make_synthetic.py as the demo configs say).
+(make demo, or tools/make_synthetic.py as the demo configs say). Runs already in
+WORK/compress_study.json are not run again.
 """
 import argparse
 import json
@@ -120,10 +121,16 @@ def main(argv=None):
                    help='held-out images of each part set scored')
     args = p.parse_args(argv)
     runs, result_file = [], os.path.join(args.work_dir, 'compress_study.json')
+    if os.path.isfile(result_file):  # a stopped study goes on where it stopped
+        with open(result_file) as f:
+            runs = json.load(f)
+    done = {(r['signal'], r['compress'], r['seed']) for r in runs}
     signals = ['probe'] + ([] if args.skip_dino else ['dino'])
     for seed in args.seeds:  # seed by seed: a stopped study still compares like with like
         for signal in signals:
             for step in CONFIGS:
+                if (signal, step, seed) in done:
+                    continue
                 work = os.path.join(args.work_dir, f'{signal}_{step}_{seed}')
                 figures = (probe_run(step, seed, args.probe_iters, work, args.max_images)
                            if signal == 'probe' else
