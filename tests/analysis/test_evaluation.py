@@ -84,6 +84,10 @@ def test_boxes_map_back_through_resize_and_crop():
     # 100 x 100, patch 8, native size: crop 96 centred (offset 2)
     assert _to_image_box(np.array([8, 8, 16, 16.]), (100, 100), 8, None).tolist() == \
         [10, 10, 18, 18]
+    # 62 (h) x 107 (w), patch 8, native size: crop 56 x 104, top 3 and left 1 differ, so a
+    # box keeps x with x and y with y: x + left, y + top
+    assert _to_image_box(np.array([8, 8, 16, 16.]), (62, 107), 8, None).tolist() == \
+        [9, 11, 17, 19]
     # 50 (h) x 100 (w) resized to short side 40 -> 80 x 40, no crop needed; scale 1.25
     assert _to_image_box(np.array([0, 0, 80, 40.]), (50, 100), 8, 40).tolist() == \
         [0, 0, 100, 50]

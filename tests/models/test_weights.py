@@ -201,3 +201,43 @@ def test_atomic_save_keeps_the_previous_file_when_the_write_fails(tmp_path, monk
     monkeypatch.setattr(torch, 'save', real_save)
     assert torch.equal(torch.load(path, weights_only=True)['a'], torch.ones(3))
     assert [f.name for f in tmp_path.iterdir()] == ['w.pth']
+
+
+def test_position_grid_resampled_bicubically_when_the_grid_changes():
+    """A 32 px / patch 8 checkpoint (4 x 4 grid) loaded into a 48 px model (6 x 6): the stored
+    grid equals timm's bicubic resample_abs_pos_embed of the source's patch positions, and the
+    loaded model reproduces timm's own ViT run at 48 px with dynamic_img_size (the path every
+    dense fine-tune takes, 224 px pretraining into a 512 or 1024 px backbone)."""
+    from timm.layers import resample_abs_pos_embed
+    ref = timm_vit()
+    model = RatsViT(img_size=48, patch_size=8, embed_dim=32, depth=2, num_heads=2,
+                    num_registers=0, class_token=True, attn_mode='full').eval()
+    sd = checkpoint_filter_fn(ref.state_dict(), model)
+    want = resample_abs_pos_embed(ref.pos_embed[:, 1:].detach(), new_size=[6, 6],
+                                  old_size=[4, 4], num_prefix_tokens=0,
+                                  interpolation='bicubic')
+    assert sd['pos_embed'].shape == (1, 36, 32)
+    torch.testing.assert_close(sd['pos_embed'], want, atol=0, rtol=0)
+    model.load_state_dict(sd, strict=True)
+    dynamic = VisionTransformer(num_classes=0, dynamic_img_size=True, **TINY).eval()
+    dynamic.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        got = model.forward_features(x)['x_norm_patchtokens']
+        reference = dynamic.forward_features(x)[:, 1:]                   # (B, 36, D)
+    torch.testing.assert_close(got, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_runtime_resampling_of_the_grid_matches_timm_dynamic_img_size():
+    """A model stored at 32 px run on 48 px input resamples its positions on the fly, as
+    timm's dynamic_img_size does (bicubic, antialiased): same patch tokens."""
+    ref = timm_vit()
+    model = RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full').eval()
+    model.load_state_dict(checkpoint_filter_fn(ref.state_dict(), model), strict=True)
+    dynamic = VisionTransformer(num_classes=0, dynamic_img_size=True, **TINY).eval()
+    dynamic.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 48, 40)
+    with torch.no_grad():
+        got = model.forward_features(x)['x_norm_patchtokens']
+        want = dynamic.forward_features(x)[:, 1:]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -86,7 +86,11 @@ def test_schedule_hook_values():
     hook.before_train_iter(runner, 0)
     assert model.current_iter == 5
     assert model.teacher_momentum == pytest.approx(cosine_schedule(5, 100, 0.996, 1.0))
-    assert 0.04 < model.teacher_temp < 0.07
+    # DINO's schedule: np.linspace(0.04, 0.07, 10)[5] (one step late would be [4])
+    assert model.teacher_temp == pytest.approx(0.04 + 5 * (0.07 - 0.04) / 9, abs=1e-12)
+    runner.iter = 9                           # the ramp's last step reaches the end value
+    hook.before_train_iter(runner, 0)
+    assert model.teacher_temp == pytest.approx(0.07, abs=1e-12)
     runner.iter = 50
     hook.before_train_iter(runner, 0)
     assert model.teacher_temp == pytest.approx(0.07)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rats_mm.ssl import knn_accuracy, knn_classify
+from rats_mm.ssl.knn import knn_votes
 
 
 def test_votes_are_temperature_weighted_cosines():
@@ -36,3 +37,19 @@ def test_accuracy_scales_and_chunks():
         knn_classify(bank, bank_y + 4, query, 4)
     with pytest.raises(ValueError, match='40 bank features but 39 labels'):
         knn_classify(bank, bank_y[:-1], query, 4)
+
+
+def test_votes_of_the_k_nearest_only_against_a_loop():
+    """k < bank size: exactly the k most similar bank items vote (a top-k off by one, k - 1
+    or k + 1 neighbours, changes the sums)."""
+    g = torch.Generator().manual_seed(0)
+    bank, query = torch.randn(10, 6, generator=g), torch.randn(4, 6, generator=g)
+    labels = torch.arange(10) % 3
+    got = knn_votes(bank, labels, query, 3, k=3, temperature=0.5, chunk_size=3)
+    want = torch.zeros(4, 3)
+    for q in range(4):
+        cos = torch.nn.functional.cosine_similarity(query[q:q + 1], bank)       # (10,)
+        for i in cos.argsort(descending=True)[:3].tolist():
+            want[q, labels[i]] += math.exp(cos[i].item() / 0.5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert (got > 0).sum(dim=1).le(3).all()

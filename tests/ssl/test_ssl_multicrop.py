@@ -153,3 +153,35 @@ def test_blur_sigma_scales_with_the_crop_size():
 def test_photometric_options_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MultiCropAugmentation(**kwargs)
+
+
+def test_each_view_crops_with_its_own_scale_range_and_size():
+    """The local views draw from local_crops_scale and the global ones from
+    global_crops_scale (swapping them changed no other test), in both multi-crop
+    implementations."""
+    from rats_mm.ssl import DeviceMultiCrop
+    kwargs = dict(global_crops_scale=(0.6, 0.9), local_crops_scale=(0.05, 0.2),
+                  local_crops_number=2, global_crop_size=32, local_crop_size=16)
+    aug = MultiCropAugmentation(**kwargs)
+    for pipeline, scale, size in ((aug.global_transform1, (0.6, 0.9), 32),
+                                  (aug.global_transform2, (0.6, 0.9), 32),
+                                  (aug.local_transform, (0.05, 0.2), 16)):
+        crop = pipeline.transforms[0]
+        assert isinstance(crop, torchvision.transforms.RandomResizedCrop)
+        assert tuple(crop.scale) == scale and tuple(crop.size) == (size, size)
+    device = DeviceMultiCrop(**kwargs)
+    drawn = []
+    real = device.sample_boxes
+
+    def recording(num, height, width, scale, *args, **kwargs):
+        boxes = real(num, height, width, scale, *args, **kwargs)
+        areas = (boxes[:, 2] * boxes[:, 3]).float() / (height * width)
+        drawn.append((tuple(scale), areas))
+        return boxes
+    device.sample_boxes = recording
+    views = device(torch.randint(0, 256, (64, 3, 40, 40), dtype=torch.uint8),
+                   generator=torch.Generator().manual_seed(0))
+    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32)] * 2 + [(16, 16)] * 2
+    assert [s for s, _ in drawn] == [(0.6, 0.9)] * 2 + [(0.05, 0.2)] * 2
+    for (low, high), areas in drawn:  # integer boxes: areas within a pixel row of the range
+        assert areas.min() >= low - 0.06 and areas.max() <= high + 0.06
