@@ -177,7 +177,7 @@ def analyse_parts():
     images = [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
               for i in range(800, 804)]
     from rats_mm.runtime.backbones import load_backbone
-    from rats_mm.analysis.maps import write_similarity_maps
+    from rats_mm.analysis.parts.maps import write_similarity_maps
     model = load_backbone(os.path.join(ROOT, 'configs/demo/dino_rats_synthetic.py'),
                           os.path.join(ROOT, WORK, 'backbone.pth'))
     write_similarity_maps(model, [os.path.join(ROOT, p) for p in images],
@@ -194,8 +194,8 @@ def analyse_parts():
 def probes(config, backbone, features='embedding'):
     """k-NN and linear probe of a backbone on the isolated objects (train -> validation),
     as tools/eval_knn.py and tools/eval_linear.py run them, from one feature extraction."""
-    from rats_mm.analysis.features import FrozenEmbedding, extract_features
-    from rats_mm.analysis.probes import knn_probe, linear_probe
+    from rats_mm.analysis.probes.features import FrozenEmbedding, extract_features
+    from rats_mm.analysis.probes.classifiers import knn_probe, linear_probe
     from rats_mm.runtime.backbones import load_backbone
     from rats_mm.runtime.probes import eval_transform, probe_dataset
     transform = eval_transform(os.path.join(ROOT, config))
@@ -216,10 +216,10 @@ def evaluate_backbones():
     import numpy as np
     import torch
 
-    from rats_mm.analysis.boxes import corloc_hits, read_coco_boxes
-    from rats_mm.analysis.discovery import discover_objects
+    from rats_mm.analysis.discovery.boxes import corloc_hits, read_coco_boxes
+    from rats_mm.analysis.discovery.objects import discover_objects
     from rats_mm.analysis.io import write_json
-    from rats_mm.analysis.register_usage import register_usage
+    from rats_mm.analysis.registers.usage import register_usage
     from rats_mm.runtime.backbones import backbone_from_config, load_backbone
     rats_cfg = 'configs/demo/dino_rats_synthetic.py'
     vit_cfg = 'configs/demo/dino_vit_synthetic.py'

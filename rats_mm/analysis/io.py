@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .readers import IMAGE_EXTENSIONS, load_rgb
+from ..data.images import IMAGE_EXTENSIONS, load_rgb
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
            'fit_geometry',
@@ -173,7 +173,7 @@ def part_items(data_root, split=None, max_images=None):
         tuple[Iterator[dict], int]: lazily read ``image``, ``parts``, ``path`` items (see
         ``PartFolder``) and their number.
     """
-    from .readers import PartFolder
+    from .parts.readers import PartFolder
     folder = PartFolder(data_root)
     wanted = set(image_files(data_root, split))
     idx = [i for i, p in enumerate(folder.images) if p in wanted][:max_images or None]

@@ -8,9 +8,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import DATASETS, HOOKS
 
-from ..analysis.features import extract_features
-from ..analysis.probes import contiguous_labels
-from ..analysis.register_attention_stats import register_attention_profile
+from ..analysis.probes.features import extract_features
+from ..analysis.probes.classifiers import contiguous_labels
+from ..analysis.registers.attention import register_attention_profile
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
 from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
 from ..ssl.checks import check_int

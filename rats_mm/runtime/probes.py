@@ -7,10 +7,10 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..analysis.features import EMBEDDINGS, FrozenEmbedding, dist_info, extract_features
+from ..analysis.probes.features import EMBEDDINGS, FrozenEmbedding, dist_info, extract_features
 from ..analysis.io import make_parser, write_json
-from ..analysis.probes import knn_probe, linear_probe
-from ..pretrain.data import EvalTransform, ImageFolderDataset
+from ..analysis.probes.classifiers import knn_probe, linear_probe
+from ..data.images import EvalTransform, ImageFolderDataset
 from .backbones import add_model_args, load_backbone, load_config
 
 __all__ = ['eval_transform', 'probe_dataset', 'probe_main', 'probe_parser']

@@ -8,12 +8,12 @@ import os
 import numpy as np
 import torch
 
-from ..analysis.boxes import corloc_hits, read_coco_boxes
-from ..analysis.discovery import discover_objects
+from ..analysis.discovery.boxes import corloc_hits, read_coco_boxes
+from ..analysis.discovery.objects import discover_objects
 from ..analysis.io import features, load_image, prepare_image
-from ..analysis.part_eval import evaluate_parts
-from ..analysis.segment import kmeans, register_assignment
-from ..analysis.similarity import (register_patch_similarity, render_similarity_grid,
+from ..analysis.parts.part_eval import evaluate_parts
+from ..analysis.parts.segment import kmeans, register_assignment
+from ..analysis.parts.similarity import (register_patch_similarity, render_similarity_grid,
                                    similarity_maps)
 from .figures import render_part_maps
 

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
-from ..analysis.probes import contiguous_labels
-from ..analysis.register_attention_stats import register_attention_profile
-from ..analysis.register_stats import register_similarity, registers_in_use
-from ..analysis.segment import register_assignment
+from ..analysis.probes.classifiers import contiguous_labels
+from ..analysis.registers.attention import register_attention_profile
+from ..analysis.registers.stats import register_similarity, registers_in_use
+from ..analysis.parts.segment import register_assignment
 from ..ssl.knn import knn_accuracy
 
 __all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']

@@ -266,7 +266,7 @@ def test_part_eval_broadcast_assignment_matches_the_model(assets, tmp_path, one_
     """``--assignment broadcast``: each patch goes to the register it reads most from in the
     last block's broadcast step; the scores equal those of that labelling computed here."""
     from rats_mm.analysis import part_miou, upsample_labels
-    from rats_mm.analysis.readers import PartFolder
+    from rats_mm.analysis.parts.readers import PartFolder
     module = tool_module('part_eval.py')
     argv = [str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
             str(assets / 'generic'), '--assignment', 'broadcast']

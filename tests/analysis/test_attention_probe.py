@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from rats_mm.analysis.attention_probe import (ProbeSettings, labelled_images,
+from rats_mm.analysis.registers.attention_probe import (ProbeSettings, labelled_images,
                                               train_attention_probe)
-from rats_mm.analysis.register_attention_stats import STEP_STATISTICS
+from rats_mm.analysis.registers.attention import STEP_STATISTICS
 from rats_mm.models import RatsViT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,11 +38,11 @@ def test_cli_writes_per_block_statistics_and_a_backbone(synthetic_root, tmp_path
 
 
 def _two_class_images(n, generator):
-    """Bright left half (class 0) or bright right half (class 1), with noise."""
+    """A bright red (class 0) or a bright blue (class 1) square on noise."""
     labels = torch.arange(n) % 2
     x = torch.randn(n, 3, 16, 16, generator=generator) * 0.3
-    x[labels == 0, :, :, :8] += 1.5
-    x[labels == 1, :, :, 8:] += 1.5
+    x[labels == 0, 0, 4:12, 4:12] += 2.0
+    x[labels == 1, 2, 4:12, 4:12] += 2.0
     return x, labels
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from rats_mm.analysis.boxes import corloc_hits, read_coco_boxes, read_voc_boxes
-from rats_mm.analysis.discovery import (_to_image_box, lost_foreground, mask_box,
+from rats_mm.analysis.discovery.boxes import corloc_hits, read_coco_boxes, read_voc_boxes
+from rats_mm.analysis.discovery.objects import (_to_image_box, lost_foreground, mask_box,
                                         register_foreground)
-from rats_mm.analysis.probes import knn_probe, linear_probe
-from rats_mm.analysis.register_usage import assignment_statistics
+from rats_mm.analysis.probes.classifiers import knn_probe, linear_probe
+from rats_mm.analysis.registers.usage import assignment_statistics
 
 
 def _numpy_knn(bank, bank_y, query, k, t, num_classes):

@@ -142,7 +142,7 @@ def test_probe_runs_on_the_run_device_with_every_core(models, synthetic_root, tm
 def test_probes_on_another_device_give_the_same_result():
     """device= moves features and labels; the figures do not depend on where they run
     (checked with float64 on the same CPU, the device this machine has)."""
-    from rats_mm.analysis.probes import knn_probe, linear_probe
+    from rats_mm.analysis.probes.classifiers import knn_probe, linear_probe
     g = torch.Generator().manual_seed(0)
     train, val = torch.randn(40, 8, generator=g), torch.randn(10, 8, generator=g)
     ty, vy = torch.arange(40) % 4, torch.arange(10) % 4

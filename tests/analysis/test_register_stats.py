@@ -3,7 +3,7 @@ import torch
 
 from rats_mm.analysis import (register_attention_profile, register_similarity, registers_in_use,
                               step_statistics)
-from rats_mm.analysis.register_attention_stats import STEP_STATISTICS
+from rats_mm.analysis.registers.attention import STEP_STATISTICS
 from rats_mm.models import RatsViT
 
 

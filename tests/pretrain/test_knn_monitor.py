@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rats_mm.analysis.features import extract_features
+from rats_mm.analysis.probes.features import extract_features
 from rats_mm.pretrain.hooks import knn_top1
 
 

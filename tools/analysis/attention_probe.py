@@ -17,7 +17,7 @@ writes the trained backbone (with its compress step) for the other analysis tool
 """
 import torch
 
-from rats_mm.analysis.attention_probe import (ProbeSettings, labelled_images,
+from rats_mm.analysis.registers.attention_probe import (ProbeSettings, labelled_images,
                                               train_attention_probe)
 from rats_mm.analysis.io import make_parser, run_cli, write_json
 from rats_mm.models.weights import backbone_options, save_backbone

@@ -15,7 +15,7 @@ image border (models with registers; docs/evaluation.md says why). PNGs of the f
 """
 import os
 
-from rats_mm.analysis.discovery import DISCOVERY_METHODS, discover_objects
+from rats_mm.analysis.discovery.objects import DISCOVERY_METHODS, discover_objects
 from rats_mm.analysis.io import make_parser, run_cli, write_json
 from rats_mm.runtime.backbones import add_model_args, model_from_args
 

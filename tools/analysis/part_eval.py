@@ -20,7 +20,7 @@ fractions in [0, 1]; the signed value is kept as ``ari_raw``.
 """
 from rats_mm.analysis.io import make_parser, run_cli, write_json
 from rats_mm.runtime.backbones import add_model_args, model_from_args
-from rats_mm.analysis.part_eval import evaluate_parts
+from rats_mm.analysis.parts.part_eval import evaluate_parts
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ similarity map over the image.
 """
 import os
 
-from rats_mm.analysis.dictionary_report import register_dictionary_report
+from rats_mm.analysis.parts.dictionary_report import register_dictionary_report
 from rats_mm.analysis.io import make_parser, run_cli, write_json
 from rats_mm.runtime.backbones import add_model_args, model_from_args
 

@@ -17,7 +17,7 @@ carry the image mean); and O/register_usage.png (share won per register, coloure
 import os
 
 from rats_mm.analysis.io import make_parser, run_cli, write_json
-from rats_mm.analysis.register_usage import register_usage, render_register_usage
+from rats_mm.analysis.registers.usage import register_usage, render_register_usage
 from rats_mm.runtime.backbones import add_model_args, model_from_args
 
 

@@ -13,7 +13,7 @@ the short side to S).
 """
 from rats_mm.analysis.io import make_parser, run_cli
 from rats_mm.runtime.backbones import add_model_args, model_from_args
-from rats_mm.analysis.maps import write_similarity_maps
+from rats_mm.analysis.parts.maps import write_similarity_maps
 
 
 def parse_args(argv=None):

@@ -13,7 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..data.palette import register_palette
+from ...data.palette import register_palette
+from .grid import upsample_labels
 
 __all__ = ['register_patch_similarity', 'similarity_maps', 'render_similarity_grid',
            'render_part_overlay', 'register_palette']
@@ -132,7 +133,6 @@ def render_similarity_grid(image, maps, path, ncols=8):
 
 def _resize_nearest(labels, size):
     """(h, w) integer labels -> (H, W) by nearest neighbour (``upsample_labels``' rule)."""
-    from .segment import upsample_labels  # segment imports this module
     flat = torch.from_numpy(labels).reshape(1, -1)                          # (1, h*w)
     return upsample_labels(flat, labels.shape, size)[0].numpy()             # (H, W)
 

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..ssl.knn import knn_votes
+from ...ssl.knn import knn_votes
 
 __all__ = ['KNN_KS', 'contiguous_labels', 'knn_probe', 'linear_probe', 'topk_accuracy']
 

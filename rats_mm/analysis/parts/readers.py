@@ -11,24 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from ...data.images import IMAGE_EXTENSIONS, load_rgb
 
 __all__ = ['IMAGE_EXTENSIONS', 'PartFolder', 'read_partimagenet', 'read_pascal_part']
 
-IMAGE_EXTENSIONS = IMG_EXTENSIONS  # torchvision's list, shared with the pretraining data
 IGNORE = 255
-
-
-def load_rgb(path):
-    """(H, W, 3) uint8 RGB array of an image file, or an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'image file not found: {path}')
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert('RGB'))
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f'cannot read image {path}: {e}') from e
 
 
 def _load_mask(path):

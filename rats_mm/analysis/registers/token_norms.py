@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from tqdm import tqdm
 
-from .io import prepare_image
+from ..io import prepare_image
 
 __all__ = ['dataset_token_norms', 'patch_token_norms', 'render_norm_histograms',
            'render_outlier_fractions', 'token_norm_stats']

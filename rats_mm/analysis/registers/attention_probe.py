@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .io import category_labels, image_files, prepare_image
-from .register_attention_stats import register_attention_profile
-from .register_stats import registers_in_use
-from .segment import register_assignment
+from ..io import category_labels, image_files, prepare_image
+from .attention import register_attention_profile
+from .stats import registers_in_use
+from ..parts.segment import register_assignment
 
 __all__ = ['ProbeSettings', 'labelled_images', 'train_attention_probe']
 

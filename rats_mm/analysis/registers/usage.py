@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import features, part_items, prepare_image, prepare_labels
-from .register_attention_stats import AttentionProfile
-from .register_stats import register_similarity, registers_in_use
-from .segment import register_assignment
+from ..io import features, part_items, prepare_image, prepare_labels
+from .attention import AttentionProfile
+from .stats import register_similarity, registers_in_use
+from ..parts.segment import register_assignment
 
 __all__ = ['assignment_statistics', 'register_usage', 'render_register_usage']
 

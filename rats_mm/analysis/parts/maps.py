@@ -4,8 +4,8 @@ import os
 
 from tqdm import tqdm
 
-from .io import IMAGE_EXTENSIONS, features, fit_to_patches, load_image, prefix_tokens
-from .io import prepare_image
+from ..io import IMAGE_EXTENSIONS, features, fit_to_patches, load_image, prefix_tokens
+from ..io import prepare_image
 from .segment import upsample_labels
 from .similarity import (register_patch_similarity, render_part_overlay,
                          render_similarity_grid, similarity_maps)

@@ -18,12 +18,11 @@ With no foreground left the box is the whole image.
 import os
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from .boxes import corloc_hits, draw_discovery, read_boxes
-from .io import features, fit_geometry, load_image, prepare_image
-from .segment import register_assignment
+from ..io import features, fit_geometry, load_image, prepare_image
+from ..parts.segment import register_assignment
 
 __all__ = ['DISCOVERY_METHODS', 'discover_objects', 'lost_foreground',
            'register_foreground', 'mask_box']

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .io import features, part_items, prepare_image, prepare_labels
+from ..io import features, part_items, prepare_image, prepare_labels
 from .metrics import clustering_scores, part_miou
 from .segment import kmeans, register_assignment, upsample_labels
 

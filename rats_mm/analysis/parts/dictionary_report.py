@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .dictionary import build_register_dictionary, render_dictionary_heatmap
-from .io import (category_labels, features, fit_to_patches, image_files, load_image,
+from ..io import (category_labels, features, fit_to_patches, image_files, load_image,
                  prefix_tokens, prepare_image)
 from .similarity import register_patch_similarity, similarity_maps
 

@@ -1,0 +1,90 @@
+"""The layout's dependency rules (docs/architecture.md section 2), read from the imports of
+every module (top-level and function-level, resolved from relative form)."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / 'rats_mm'
+CORE = ('layers', 'models', 'ssl', 'data', 'analysis', 'science')
+OPENMMLAB = ('mmengine', 'mmcv', 'mmseg', 'mmdet')
+
+
+def _module(path):
+    parts = path.relative_to(ROOT).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _imports(path, top_level_only=False):
+    """Absolute names of the modules a file imports."""
+    tree = ast.parse(path.read_text())
+    module = _module(path)
+    package = module if path.name == '__init__.py' else module.rsplit('.', 1)[0]
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split('.')[:len(package.split('.')) - node.level + 1]
+                name = '.'.join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module
+            found.add(name)
+            found.update(f'{name}.{a.name}' for a in node.names)  # submodules imported by name
+    return found
+
+
+def _files(*subpackages):
+    for sub in subpackages:
+        yield from sorted((PACKAGE / sub).rglob('*.py'))
+
+
+def _offenders(files, forbidden):
+    bad = {}
+    for path in files:
+        hits = sorted(n for n in _imports(path) if n.split('.')[0] in forbidden or any(
+            n == f or n.startswith(f + '.') for f in forbidden))
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    return bad
+
+
+def test_the_pure_core_imports_no_openmmlab_and_no_glue():
+    glue = tuple(f'rats_mm.{g}' for g in ('pretrain', 'dense', 'runtime', 'mmseg', 'mmdet'))
+    assert _offenders(_files(*CORE), OPENMMLAB + glue) == {}
+
+
+@pytest.mark.parametrize('package,forbidden', [
+    ('runtime', ('rats_mm.pretrain', 'rats_mm.dense', 'rats_mm.mmseg', 'rats_mm.mmdet')),
+    ('dense', ('rats_mm.pretrain', 'rats_mm.analysis', 'rats_mm.runtime')),
+    ('mmseg', ('rats_mm.pretrain', 'rats_mm.analysis', 'rats_mm.runtime')),
+    ('mmdet', ('rats_mm.pretrain', 'rats_mm.analysis', 'rats_mm.runtime')),
+])
+def test_glue_depends_only_downwards(package, forbidden):
+    """runtime (shared by every run) never reaches into pretraining; a segmentation or
+    detection run imports nothing of pretraining or the analyses."""
+    assert _offenders(_files(package), forbidden) == {}
+
+
+def test_analysis_is_grouped_and_free_of_import_cycles():
+    entries = [p for p in (PACKAGE / 'analysis').iterdir()
+               if p.suffix == '.py' or (p / '__init__.py').is_file()]
+    assert len(entries) <= 8, sorted(p.name for p in entries)
+    modules = {_module(p): p for p in _files('analysis') if p.name != '__init__.py'}
+    graph = {m: {n for n in _imports(p) if n in modules}  # lazy imports count too
+             for m, p in modules.items()}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == 'done':
+            return
+        assert state.get(node) != 'open', f'import cycle: {" -> ".join(trail + [node])}'
+        state[node] = 'open'
+        for nxt in graph[node]:
+            visit(nxt, trail + [node])
+        state[node] = 'done'
+    for node in graph:
+        visit(node, [])
