@@ -3,7 +3,8 @@
 #   bash tools/dist_train.sh configs/m2f_rats_coco.py 8
 # Backbone weights: configs/dino_rats_vits16_in1k.py, then tools/export_backbone.py to
 # checkpoints/dino_rats_vits16.pth.
-_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py']
+_base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
+          './_base_/m2f_protocol.py']
 custom_imports = dict(imports=['rats_mm.mmdet'], allow_failed_imports=False)
 
 pretrained = 'checkpoints/dino_rats_vits16.pth'
@@ -37,3 +38,12 @@ optim_wrapper = dict(
     type='AmpOptimWrapper', dtype='bfloat16', loss_scale=dict(enabled=False),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(_delete_=True, num_layers=depth, layer_decay_rate=0.9))
+# lr 1e-4, weight decay 0.05 and the steps at 327,778 / 355,092 are upstream Mask2Former's;
+# layer decay 0.9 as in m2f_rats_ade20k.py; the warm-up (configs/_base_/m2f_protocol.py)
+# comes first.
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
+         end={{_base_.warmup_iters}}),
+    dict(type='MultiStepLR', begin=0, end=368750, by_epoch=False, milestones=[327778, 355092],
+         gamma=0.1)]
+default_hooks = dict(checkpoint=dict(save_best=None))  # nothing chosen on the val set

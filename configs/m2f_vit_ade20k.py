@@ -2,8 +2,9 @@
 # upstream head's 100 learned queries (register_queries=None runs the upstream head as is);
 # same neck, schedule and data.
 #   bash tools/dist_train.sh configs/m2f_vit_ade20k.py 8
-# Backbone weights: configs/dino_vit_vits16_in1k.py + tools/export_backbone.py, or DINO's
-# released dino_deitsmall16_pretrain.pth (checkpoint_filter_fn reads it as is).
+# Backbone weights: configs/dino_vit_vits16_in1k.py (the RATS arm's DINO recipe and length),
+# then tools/export_backbone.py to checkpoints/dino_vit_vits16.pth. Not DINO's released
+# 800-epoch weights: the comparison holds only between matched pretraining runs.
 _base_ = ['./m2f_rats_ade20k.py']
 
 model = dict(

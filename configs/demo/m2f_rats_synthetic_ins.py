@@ -15,6 +15,7 @@ embed_dim, depth, num_heads, num_registers = 96, 4, 3, 12  # the pretraining dem
 num_extra_queries = 4
 feat_channels = 64
 max_iters = 600
+schedule_batch = None  # this schedule is for its own batch (1 process x 8 images)
 
 model = dict(
     data_preprocessor=dict(batch_augments=[dict(

@@ -14,9 +14,11 @@ embed_dim, depth, num_heads, num_registers = 96, 4, 3, 12  # the pretraining dem
 num_extra_queries = 4
 feat_channels = 64
 max_iters = 600
+schedule_batch = None  # this schedule is for its own batch (1 process x 8 images)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
+    test_cfg=dict(_delete_=True, mode='whole'),  # 96 px images: one window is the image
     backbone=dict(
         img_size=64, patch_size=8, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
         num_registers=num_registers, drop_path_rate=0.0, out_indices=(0, 1, 2, 3),

@@ -1,6 +1,6 @@
 """ViT-to-pyramid neck (ViTDet's simple feature pyramid) that passes the registers through.
 
-Registered as ``RatsSimpleFPN`` in mmseg's and mmdet's ``MODELS`` by the plugins.
+Registered as ``SimpleFeaturePyramid`` in mmseg's and mmdet's ``MODELS`` by the plugins.
 """
 from mmengine.model import BaseModule
 from timm.layers import LayerNorm2d  # LayerNorm over the channels of (B, C, H, W) maps

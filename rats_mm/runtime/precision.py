@@ -79,18 +79,24 @@ def _scale(value, factor):
 
 
 def _iteration_fields(cfg):
-    """(container, key) of every iteration count a config may hold."""
-    fields = [(cfg.train_cfg, 'max_iters')]
+    """(container, key) of every iteration count a config may hold: the loop's length and
+    validation interval, the schedulers' spans and milestones, the model's frozen-layer span,
+    the checkpoint interval and the custom hooks' intervals (the loop's
+    ``dynamic_intervals`` are rescaled by ``settle_schedule`` itself)."""
+    fields = [(cfg.train_cfg, k) for k in ('max_iters', 'val_interval') if k in cfg.train_cfg]
     model = cfg.get('model') or {}
     if 'freeze_last_layer_iters' in model:
         fields.append((model, 'freeze_last_layer_iters'))
     for scheduler in cfg.get('param_scheduler') or []:
         if not scheduler.get('by_epoch', True):
             fields += [(scheduler, k) for k in ('begin', 'end') if k in scheduler]
-    for hook in list(cfg.get('custom_hooks') or []) + list(
-            (cfg.get('default_hooks') or {}).values()):
-        if hook is None or str(hook.get('type', '')).split('.')[-1] == 'LoggerHook':
-            continue
+            milestones = scheduler.get('milestones') or []
+            fields += [(milestones, i) for i in range(len(milestones))]
+    hooks = list(cfg.get('custom_hooks') or [])
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint is not None and not checkpoint.get('by_epoch', False):
+        hooks.append(checkpoint)
+    for hook in hooks:
         fields += [(hook, k) for k in ('interval', 'teacher_temp_warmup_iters', 'patience')
                    if isinstance(hook.get(k), int) and hook.get(k) > 0]
     return fields
@@ -117,6 +123,10 @@ def settle_schedule(cfg, processes, log=print):
     if factor != 1.0:
         for container, key in _iteration_fields(cfg):
             container[key] = _scale(container[key], factor)
+        if cfg.train_cfg.get('dynamic_intervals'):  # [(milestone, interval), ...]
+            cfg.train_cfg['dynamic_intervals'] = [
+                (_scale(m, factor), _scale(i, factor))
+                for m, i in cfg.train_cfg['dynamic_intervals']]
     epochs = (f', {cfg.train_cfg.max_iters * total / num_images:.1f} epochs of '
               f'{num_images} images' if num_images else '')
     log(f'schedule: total batch {total} ({processes} x {cfg.train_dataloader.batch_size}); '

@@ -9,6 +9,11 @@ CONFIGS = {
     'configs/m2f_vit_ade20k.py': ('mmseg', 'decode_head', 0, None),
     'configs/m2f_rats_coco.py': ('mmdet', 'panoptic_head', 48, 52),
     'configs/m2f_vit_coco.py': ('mmdet', 'panoptic_head', 0, None),
+    'configs/m2f_rats_learnedq_ade20k.py': ('mmseg', 'decode_head', 48, None),
+    'configs/m2f_rats_learnedq_coco.py': ('mmdet', 'panoptic_head', 48, None),
+    'configs/m2f_vitreg_ade20k.py': ('mmseg', 'decode_head', 4, None),
+    'configs/m2f_vitreg_coco.py': ('mmdet', 'panoptic_head', 4, None),
+    'configs/m2f_vit_vitb_ade20k.py': ('mmseg', 'decode_head', 0, None),
 }
 
 

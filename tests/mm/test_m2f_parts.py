@@ -142,3 +142,35 @@ def _samples(config):
         return [SegDataSample(metainfo=meta) for _ in range(2)]
     from mmdet.structures import DetDataSample
     return [DetDataSample(metainfo=meta) for _ in range(2)]
+
+
+@pytest.mark.parametrize('register_queries', [True, False])
+def test_sliding_window_logits_stitch_the_windows(register_queries):
+    """mode='slide' on a non-square image larger than the crop (80 x 112, crop 64, stride
+    48: windows rows [0, 64) and [16, 80), columns [0, 64) and [48, 112)) gives the average
+    of each window's own whole-image logits where windows overlap; upstream mmseg 1.2.2 raised
+    a size mismatch (masks upsampled to the whole padded image)."""
+    torch.manual_seed(0)
+    overrides = {} if register_queries else dict(register_queries=None, num_queries=16)
+    model, _ = build_demo(DEMO_SEG, **overrides)
+    model.eval()
+    image = torch.randn(1, 3, 80, 112)
+    meta = dict(img_shape=(80, 112), ori_shape=(80, 112), pad_shape=(80, 112))
+    from mmengine.config import ConfigDict
+    model.test_cfg = ConfigDict(mode='slide', crop_size=(64, 64), stride=(48, 48))
+    with torch.no_grad():
+        got = model.inference(image, [meta])                               # (1, C, 80, 112)
+    model.test_cfg = ConfigDict(mode='whole')
+    want = torch.zeros_like(got)
+    count = torch.zeros(1, 1, 80, 112)
+    with torch.no_grad():
+        for y1, y2 in ((0, 64), (16, 80)):
+            for x1, x2 in ((0, 64), (48, 112)):
+                crop = image[:, :, y1:y2, x1:x2]
+                shape = tuple(crop.shape[-2:])
+                logits = model.encode_decode(crop, [dict(img_shape=shape, ori_shape=shape,
+                                                         pad_shape=shape)])
+                want[:, :, y1:y2, x1:x2] += logits
+                count[:, :, y1:y2, x1:x2] += 1
+    assert got.shape == (1, 7, 80, 112)
+    torch.testing.assert_close(got, want / count, atol=1e-5, rtol=1e-5)
