@@ -8,7 +8,8 @@ Steps (each a project tool run as a user would run it; finished steps are reused
      objects; export both teachers (work_dirs/demo/backbone.pth, backbone_vit.pth); k-NN of a
      randomly initialised network as the reference; training curves of both runs;
   3. fine-tune Mask2Former with register queries from the RATS backbone on the synthetic
-     ADE20K-style (semantic) and COCO-style (instance) data, and test both;
+     ADE20K-style (semantic) and COCO-style (instance) data, and the baseline arm (the ViT
+     with learned queries, same recipe and seed), and test all four;
   4. unsupervised part segmentation of the validation images: RATS registers vs k-means on
      the plain ViT's patches (Hungarian-matched part mIoU), and similarity maps;
   5. frozen-feature probes (k-NN, linear) of both backbones on the isolated objects, object
@@ -304,6 +305,11 @@ def main():
                             os.path.join(WORK, 'm2f_seg'))
     ins = finetune_and_test('configs/demo/m2f_rats_synthetic_ins.py',
                             os.path.join(WORK, 'm2f_ins'))
+    # the baseline arm: the ViT with learned queries, same recipe and seed
+    seg_vit = finetune_and_test('configs/demo/m2f_vit_synthetic_seg.py',
+                                os.path.join(WORK, 'm2f_seg_vit'))
+    ins_vit = finetune_and_test('configs/demo/m2f_vit_synthetic_ins.py',
+                                os.path.join(WORK, 'm2f_ins_vit'))
     summary = {'knn_top1_rats': rats['knn_top1'], 'knn_top1_vit': vit['knn_top1'],
                'knn_top1_random_init': random_init_knn('configs/demo/dino_rats_synthetic.py'),
                'knn_top1_random_init_vit': random_init_knn('configs/demo/dino_vit_synthetic.py'),
@@ -316,7 +322,10 @@ def main():
                'pretrain_images_per_s_vit': vit['images_per_s'],
                'pretrain_seconds_rats': rats['seconds'], 'pretrain_seconds_vit': vit['seconds'],
                'seg_miou': seg['mIoU'], 'seg_seconds': seg['seconds'],
-               'ins_segm_map': ins['coco/segm_mAP'], 'ins_seconds': ins['seconds']}
+               'ins_segm_map': ins['coco/segm_mAP'], 'ins_seconds': ins['seconds'],
+               'seg_miou_vit': seg_vit['mIoU'], 'seg_seconds_vit': seg_vit['seconds'],
+               'ins_segm_map_vit': ins_vit['coco/segm_mAP'],
+               'ins_seconds_vit': ins_vit['seconds']}
     summary.update(analyse_parts())
     summary.update(evaluate_backbones())
     summary.update(gpu_reference_backbones())

@@ -7,7 +7,8 @@
   statistics and usage, ``register_attention_profile``, token norms, the attention probe);
 - ``probes``: how good are the frozen features? (``extract_features``, k-NN / linear);
 - ``discovery``: where is the object? (LOST / registers boxes, CorLoc);
-- ``io`` (images and part items prepared for a model, CLI helpers) and ``training_curves``.
+- ``io`` (images and part items prepared for a model, CLI helpers), ``training_curves`` and
+  ``runs`` (downstream runs over seeds: mean ± std per arm).
 
 Pure PyTorch / numpy / scipy / scikit-learn / matplotlib (Agg) / pycocotools; no OpenMMLab:
 the functions take built models (``rats_mm.runtime.backbones`` builds them from configs).
@@ -27,11 +28,12 @@ from .registers import (dataset_token_norms, patch_token_norms, register_attenti
                         register_similarity, register_usage, registers_in_use,
                         render_norm_histograms, render_outlier_fractions, step_statistics,
                         token_norm_stats, train_attention_probe)
+from .runs import compare_runs
 from .training_curves import read_scalars, render_training_curves
 
 __all__ = [
     'FrozenEmbedding', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary',
-    'clustering_scores', 'confusion_matrix', 'dataset_token_norms', 'discover_objects',
+    'clustering_scores', 'compare_runs', 'confusion_matrix', 'dataset_token_norms', 'discover_objects',
     'evaluate_parts', 'extract_features', 'kmeans', 'kmeans_assignment', 'knn_probe',
     'linear_probe', 'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part',
     'read_scalars', 'register_assignment', 'register_attention_profile',

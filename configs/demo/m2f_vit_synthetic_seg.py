@@ -1,0 +1,10 @@
+# Demo baseline of m2f_rats_synthetic_seg.py: the demo's plain ViT (work_dirs/demo/
+# backbone_vit.pth, pretrained with the same DINO recipe) with 16 learned queries (the RATS
+# arm's 12 registers + 4 extra); same recipe, data and seed.
+#   python tools/train.py configs/demo/m2f_vit_synthetic_seg.py
+_base_ = ['./m2f_rats_synthetic_seg.py']
+
+model = dict(
+    backbone=dict(num_registers=0, attn_mode='full', class_token=True,
+                  init_cfg=dict(checkpoint='work_dirs/demo/backbone_vit.pth')),
+    decode_head=dict(num_queries=16, register_queries=None))

@@ -1,0 +1,116 @@
+"""Downstream comparisons over seeds: each run's test metrics grouped by arm, mean and
+sample standard deviation per metric (``tools/analysis/compare_runs.py``).
+
+A run is a work dir holding ``test_metrics.json`` (written by ``tools/test.py``) and the
+config the training dumped there (``<config name>.py``); runs of one config are one arm, its
+seeds read from the config's ``randomness = dict(seed=N)``.
+"""
+import json
+import math
+import os
+import re
+
+__all__ = ['collect_runs', 'compare_runs', 'runs_table']
+
+_SEED = re.compile(r'randomness\s*=\s*dict\([^)]*seed\s*=\s*(\d+)')
+
+
+def _read_run(work_dir):
+    """(arm, seed, metrics) of one work dir."""
+    metrics_file = os.path.join(work_dir, 'test_metrics.json')
+    if not os.path.isfile(metrics_file):
+        raise FileNotFoundError(f'{work_dir}: no test_metrics.json (run tools/test.py with '
+                                '--work-dir there first)')
+    with open(metrics_file) as f:
+        metrics = {k: float(v) for k, v in json.load(f).items()
+                   if isinstance(v, (int, float))}
+    configs = sorted(f for f in os.listdir(work_dir) if f.endswith('.py'))
+    arm, seed = os.path.basename(os.path.normpath(work_dir)), None
+    if configs:
+        arm = os.path.splitext(configs[0])[0]
+        with open(os.path.join(work_dir, configs[0])) as f:
+            found = _SEED.search(f.read())
+        seed = int(found.group(1)) if found else None
+    return arm, seed, metrics
+
+
+def collect_runs(work_dirs):
+    """Args:
+        work_dirs (Sequence[str]): Run folders.
+
+    Returns:
+        list[dict]: ``work_dir``, ``arm``, ``seed`` and ``metrics`` of each run.
+    """
+    runs = []
+    for work_dir in work_dirs:
+        arm, seed, metrics = _read_run(work_dir)
+        runs.append(dict(work_dir=work_dir, arm=arm, seed=seed, metrics=metrics))
+    return runs
+
+
+def _mean_std(values):
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def compare_runs(work_dirs):
+    """Mean and sample std (n - 1) of every metric per arm.
+
+    Args:
+        work_dirs (Sequence[str]): Run folders (several seeds of each arm).
+
+    Returns:
+        dict: ``arms`` {arm: {``seeds``, ``runs``, ``metrics`` {name: {mean, std, n}}}} and
+        ``runs`` (what :func:`collect_runs` read). A seed seen twice in one arm is an error
+        naming both folders.
+    """
+    runs = collect_runs(work_dirs)
+    arms = {}
+    for run in runs:
+        arm = arms.setdefault(run['arm'], {'seeds': [], 'runs': [], 'values': {}})
+        if run['seed'] is not None and run['seed'] in arm['seeds']:
+            first = arm['runs'][arm['seeds'].index(run['seed'])]
+            raise ValueError(f"{run['work_dir']} and {first}: the same arm ({run['arm']}) "
+                             f"with the same seed {run['seed']}")
+        arm['seeds'].append(run['seed'])
+        arm['runs'].append(run['work_dir'])
+        for name, value in run['metrics'].items():
+            arm['values'].setdefault(name, []).append(value)
+    for arm in arms.values():
+        values = arm.pop('values')
+        arm['metrics'] = {}
+        for name, vals in values.items():
+            mean, std = _mean_std(vals)
+            arm['metrics'][name] = {'mean': mean, 'std': std, 'n': len(vals)}
+    return {'arms': arms, 'runs': runs}
+
+
+def runs_table(result, metrics=None):
+    """Markdown: one row per arm, ``mean ± std (n)`` per metric.
+
+    Args:
+        result (dict): :func:`compare_runs`'s result.
+        metrics (Sequence[str] | None): Columns (default: every metric of any arm, sorted).
+
+    Returns:
+        str: The table.
+    """
+    arms = result['arms']
+    names = list(metrics) if metrics else sorted(
+        {m for arm in arms.values() for m in arm['metrics']})
+    lines = ['| arm | seeds | ' + ' | '.join(names) + ' |', '| --- ' * (len(names) + 2) + '|']
+    for arm_name, arm in arms.items():
+        cells = []
+        for name in names:
+            stat = arm['metrics'].get(name)
+            if stat is None:
+                cells.append('-')
+            elif stat['std'] is None:
+                cells.append(f"{stat['mean']:.2f} (n=1)")
+            else:
+                cells.append(f"{stat['mean']:.2f} ± {stat['std']:.2f} (n={stat['n']})")
+        seeds = ', '.join('?' if s is None else str(s) for s in arm['seeds'])
+        lines.append(f'| {arm_name} | {seeds} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'

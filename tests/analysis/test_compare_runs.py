@@ -1,0 +1,53 @@
+"""tools/analysis/compare_runs.py: mean ± sample std per arm over seeds."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rats_mm.analysis.runs import compare_runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(folder, config, seed, miou, acc):
+    os.makedirs(folder)
+    with open(os.path.join(folder, 'test_metrics.json'), 'w') as f:
+        json.dump({'mIoU': miou, 'aAcc': acc}, f)
+    with open(os.path.join(folder, config), 'w') as f:
+        f.write(f"model = dict()\nrandomness = dict(seed={seed})\n")
+    return str(folder)
+
+
+def test_three_seeds_give_mean_and_sample_std(tmp_path):
+    mious = [45.1, 46.3, 44.8]
+    dirs = [_run(tmp_path / f'rats{s}', 'm2f_rats_ade20k.py', s, m, 80.0 + s)
+            for s, m in enumerate(mious)]
+    out = tmp_path / 'table.md'
+    proc = subprocess.run([sys.executable, 'tools/analysis/compare_runs.py', *dirs, '--out',
+                           str(out), '--json', str(tmp_path / 'r.json')], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    want_mean, want_std = np.mean(mious), np.std(mious, ddof=1)
+    table = out.read_text()
+    assert f'| m2f_rats_ade20k | 0, 1, 2 |' in table
+    assert f'{want_mean:.2f} ± {want_std:.2f} (n=3)' in table
+    figures = json.loads((tmp_path / 'r.json').read_text())['arms']['m2f_rats_ade20k']
+    assert figures['metrics']['mIoU']['mean'] == pytest.approx(want_mean)
+    assert figures['metrics']['mIoU']['std'] == pytest.approx(want_std)
+
+
+def test_arms_are_kept_apart_and_a_repeated_seed_is_named(tmp_path):
+    a = _run(tmp_path / 'a', 'm2f_rats_ade20k.py', 0, 45.0, 80.0)
+    b = _run(tmp_path / 'b', 'm2f_vit_ade20k.py', 0, 44.0, 79.0)
+    result = compare_runs([a, b])
+    assert set(result['arms']) == {'m2f_rats_ade20k', 'm2f_vit_ade20k'}
+    assert result['arms']['m2f_vit_ade20k']['metrics']['mIoU'] == {'mean': 44.0, 'std': None,
+                                                                   'n': 1}
+    c = _run(tmp_path / 'c', 'm2f_rats_ade20k.py', 0, 46.0, 80.0)
+    with pytest.raises(ValueError, match='the same seed 0'):
+        compare_runs([a, c])
+    with pytest.raises(FileNotFoundError, match='no test_metrics.json'):
+        compare_runs([str(tmp_path)])
