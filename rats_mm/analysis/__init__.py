@@ -33,7 +33,8 @@ from .training_curves import read_scalars, render_training_curves
 
 __all__ = [
     'FrozenEmbedding', 'IMAGE_EXTENSIONS', 'PartFolder', 'build_register_dictionary',
-    'clustering_scores', 'compare_runs', 'confusion_matrix', 'dataset_token_norms', 'discover_objects',
+    'clustering_scores', 'compare_runs', 'confusion_matrix', 'dataset_token_norms',
+    'discover_objects',
     'evaluate_parts', 'extract_features', 'kmeans', 'kmeans_assignment', 'knn_probe',
     'linear_probe', 'part_miou', 'patch_token_norms', 'read_partimagenet', 'read_pascal_part',
     'read_scalars', 'register_assignment', 'register_attention_profile',

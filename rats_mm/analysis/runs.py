@@ -10,7 +10,7 @@ import math
 import os
 import re
 
-__all__ = ['collect_runs', 'compare_runs', 'runs_table']
+__all__ = ['collect_runs', 'compare_runs', 'mean_std', 'runs_table']
 
 _SEED = re.compile(r'randomness\s*=\s*dict\([^)]*seed\s*=\s*(\d+)')
 
@@ -48,7 +48,8 @@ def collect_runs(work_dirs):
     return runs
 
 
-def _mean_std(values):
+def mean_std(values):
+    """Mean and sample standard deviation (n - 1; None for a single value) of floats."""
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, None
@@ -82,7 +83,7 @@ def compare_runs(work_dirs):
         values = arm.pop('values')
         arm['metrics'] = {}
         for name, vals in values.items():
-            mean, std = _mean_std(vals)
+            mean, std = mean_std(vals)
             arm['metrics'][name] = {'mean': mean, 'std': std, 'n': len(vals)}
     return {'arms': arms, 'runs': runs}
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ..models import RatsViT, load_pretrained
+from ..models import RatsViT, compile_static, load_pretrained
 
 
 class RatsViTBackbone(BaseModule):
@@ -24,8 +24,9 @@ class RatsViTBackbone(BaseModule):
             checkpoint ``rats_mm.models.checkpoint_filter_fn`` reads (``weights_only=True``
             unless ``trust_checkpoint=True`` is added). A missing file is an error unless
             ``skip_if_missing=True`` (then the random init is kept, with a warning).
-        compile (bool): ``torch.compile`` this backbone in place (``nn.Module.compile``:
-            checkpoint keys unchanged; no graph break in the RatsViT forward).
+        compile (bool): ``torch.compile`` this backbone in place
+            (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
+            input size, no graph break in the RatsViT forward).
         **vit_kwargs: Arguments of :class:`RatsViT` (``embed_dim``, ``num_registers``, ...).
 
     Returns (forward):
@@ -52,7 +53,7 @@ class RatsViTBackbone(BaseModule):
         self.frozen_stages = frozen_stages
         self._freeze()
         if compile:
-            super().compile()
+            compile_static(self)
 
     @property
     def num_registers(self):

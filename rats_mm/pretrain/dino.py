@@ -6,7 +6,7 @@ from mmengine.registry import (MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTOR
                                OPTIM_WRAPPERS)
 from torch import nn
 
-from ..models import RatsViT, load_pretrained
+from ..models import RatsViT, compile_static, load_pretrained
 from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
                    clip_gradients_per_parameter, update_teacher)
 from ..ssl.distill import embed_views
@@ -31,8 +31,8 @@ class DINOPretrainer(BaseModel):
         data_preprocessor (dict | None): mmengine data preprocessor (moves data to device).
         init_cfg (dict | None): mmengine init config.
         compile_backbone (bool): ``torch.compile`` the student and teacher backbones in place
-            (``nn.Module.compile``: checkpoint keys unchanged); the backbone forward has no
-            graph break at either crop size.
+            (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
+            crop size, no graph break).
         stats_interval (int): Iterations between the teacher-target diagnostics
             (``teacher_entropy_ratio`` ...) in the logged scalars; ``DINOScheduleHook`` sets
             it to the logger interval, so reading them costs no step a device sync.
@@ -59,8 +59,8 @@ class DINOPretrainer(BaseModel):
         self.skipped_images = 0
         self.stats_interval = stats_interval
         if compile_backbone:
-            self.student['backbone'].compile()
-            self.teacher['backbone'].compile()
+            compile_static(self.student['backbone'])
+            compile_static(self.teacher['backbone'])
 
     def train(self, mode=True):
         """Set the student's mode; the teacher always stays in eval mode.

@@ -64,15 +64,14 @@ def backbone_kwargs(config):
     return kwargs
 
 
-def backbone_from_config(config, **overrides):
+def backbone_from_config(config):
     """Args:
         config (str | Path | Config): Any project config (pretraining or downstream).
-        **overrides: ``RatsViT`` arguments that replace the config's.
 
     Returns:
         RatsViT: A randomly initialised backbone as ``cfg.model.backbone`` describes it.
     """
-    return RatsViT(**{**backbone_kwargs(config), **overrides})
+    return RatsViT(**backbone_kwargs(config))
 
 
 def _options_of_run(checkpoint):
@@ -103,8 +102,7 @@ def export_backbone(checkpoint, out, branch='teacher', trust_checkpoint=False):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     ckpt = load_checkpoint_file(str(checkpoint), trust_checkpoint=trust_checkpoint)
     weights = extract_backbone(ckpt, branch)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    save_backbone(weights, out, _options_of_run(ckpt))
+    save_backbone(weights, out, _options_of_run(ckpt))  # creates the folder
     return weights
 
 
@@ -113,11 +111,12 @@ def _describe(keys, limit=4):
     return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
-def _recorded_overrides(config, state, checkpoint):
-    """The options ``checkpoint`` recorded that differ from the config's, with a note on
-    stderr: the weights were trained with them, so the model is rebuilt to match."""
+def _recorded_overrides(kwargs, state, checkpoint):
+    """The options ``checkpoint`` recorded that differ from the config's ``RatsViT``
+    arguments ``kwargs``, with a note on stderr: the weights were trained with them, so the
+    model is rebuilt to match."""
     recorded = recorded_backbone_options(state)
-    own = {'compress': backbone_kwargs(config).get('compress', 'attention')}
+    own = {'compress': kwargs.get('compress', 'attention')}
     changed = {k: v for k, v in recorded.items() if k in own and v != own[k]}
     for key, value in changed.items():
         print(f'note: {checkpoint} was trained with {key}={value!r}; the config says '
@@ -146,7 +145,8 @@ def load_backbone(config, checkpoint, trust_checkpoint=False):
     if not os.path.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     state = load_checkpoint_file(str(checkpoint), trust_checkpoint)
-    model = backbone_from_config(config, **_recorded_overrides(config, state, checkpoint))
+    kwargs = backbone_kwargs(config)  # the config is read once
+    model = RatsViT(**{**kwargs, **_recorded_overrides(kwargs, state, checkpoint)})
     try:
         result = load_pretrained(model, state, strict=False)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:

@@ -67,8 +67,6 @@ def _settle_resume(cfg, requested):
     warnings about those skipped for ``train_main`` to log."""
     from .resume import resume_checkpoint
     path, warnings = resume_checkpoint(cfg.work_dir, requested)
-    for line in warnings:
-        print(f'warning: {line}', flush=True)
     cfg.resume = True
     cfg.load_from = path  # None: nothing to resume, the run starts from scratch
     cfg.resume_warnings = warnings

@@ -140,8 +140,8 @@ def test_probe_runs_on_the_run_device_with_every_core(models, synthetic_root, tm
 
 
 def test_probes_on_another_device_give_the_same_result():
-    """device= moves features and labels; the figures do not depend on where they run
-    (checked with float64 on the same CPU, the device this machine has)."""
+    """The device= path (moving features and labels) gives the default path's figures; the
+    CPU is the only device here, so this checks the path, not a GPU's arithmetic."""
     from rats_mm.analysis.probes.classifiers import knn_probe, linear_probe
     g = torch.Generator().manual_seed(0)
     train, val = torch.randn(40, 8, generator=g), torch.randn(10, 8, generator=g)

@@ -21,7 +21,8 @@ from rats_mm.analysis.registers.attention_probe import (ProbeSettings, labelled_
                                               train_attention_probe)
 from rats_mm.analysis.io import make_parser, run_cli, write_json
 from rats_mm.models.weights import backbone_options, save_backbone
-from rats_mm.runtime.backbones import backbone_from_config, backbone_kwargs
+from rats_mm.models import RatsViT
+from rats_mm.runtime.backbones import backbone_kwargs
 
 
 def parse_args(argv=None):
@@ -55,7 +56,7 @@ def main(argv=None):
                              interval=min(args.interval, args.iters), seed=args.seed)
     kwargs = backbone_kwargs(args.config)
     torch.manual_seed(args.seed)
-    model = backbone_from_config(args.config)
+    model = RatsViT(**kwargs)
     size, patch = model.grid_size[0] * model.patch_size, model.patch_size
     train = labelled_images(args.data_root, args.split, size, patch, args.max_images)
     val = labelled_images(args.data_root, args.val_split, size, patch,

@@ -7,12 +7,13 @@ the table of docs/parts.md ("Registers that merge"), reproduced with the project
 Per compress step ('attention': configs/demo/dino_rats_synthetic.py, 'competition':
 configs/demo/dino_rats_competition_synthetic.py) and seed it runs
 tools/analysis/attention_probe.py (cross-entropy on the categories of
-data/synthetic_objects; the trained backbone kept; its last-block attention statistics on 128
-held-out objects), and, unless --skip-dino, the demo DINO pretraining (tools/pretrain.py,
-randomness.seed=SEED; k-NN top-1 as its accuracy) exported with tools/export_backbone.py and
-measured with tools/analysis/register_usage.py (last block, 64 held-out objects). Every
-backbone is scored with tools/analysis/part_eval.py (part mIoU, registers by cosine, 64 px,
-first --max-images held-out images of the demo scenes data/synthetic and objects
+data/synthetic_objects; the trained backbone kept; its last-block attention statistics on the
+first 64 of its 128 held-out objects), and, unless --skip-dino, the demo DINO pretraining
+(tools/pretrain.py, randomness.seed=SEED; k-NN top-1 as its accuracy) exported with
+tools/export_backbone.py and measured with tools/analysis/register_usage.py (last block,
+64 held-out objects). Every backbone is scored with tools/analysis/part_eval.py (part
+mIoU, registers by cosine, 64 px, first --max-images held-out images of the demo scenes
+data/synthetic and objects
 data/synthetic_objects). Writes WORK/compress_study.json (every
 figure per run) and WORK/compress_study.md (mean +- std over seeds). Needs the demo data
 (make demo, or tools/make_synthetic.py as the demo configs say). Runs already in
@@ -24,7 +25,7 @@ import os
 import subprocess
 import sys
 
-import numpy as np
+from rats_mm.analysis.runs import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = {'attention': 'configs/demo/dino_rats_synthetic.py',
@@ -67,7 +68,7 @@ def part_mious(config, backbone, work, max_images):
 
 def probe_run(step, seed, iters, work, max_images):
     """The probe signal: figures of one compress step and seed (the attention statistics the
-    probe measured at its end on 128 held-out objects)."""
+    probe measured at its end on the first 64 of its 128 held-out objects)."""
     out, backbone = os.path.join(work, 'probe.json'), os.path.join(work, 'probe.pth')
     tool('tools/analysis/attention_probe.py', CONFIGS[step], '--data-root', OBJECTS,
          '--iters', str(iters), '--seed', str(seed), '--out', out, '--save-backbone', backbone)
@@ -104,9 +105,9 @@ def table(runs):
         rows = [r for r in runs if (r['signal'], r['compress']) == (signal, step)]
         cells = []
         for col in COLUMNS:
-            values = np.array([r[col] for r in rows if r.get(col) is not None], dtype=float)
-            cells.append('-' if not len(values) else
-                         f'{values.mean():.3f} +- {values.std(ddof=1) if len(values) > 1 else 0:.3f}')
+            values = [float(r[col]) for r in rows if r.get(col) is not None]
+            mean, std = mean_std(values) if values else (None, None)
+            cells.append('-' if mean is None else f'{mean:.3f} +- {std or 0:.3f}')
         lines.append(f'| {signal} | {step} | {len(rows)} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 

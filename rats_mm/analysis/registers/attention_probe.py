@@ -5,9 +5,10 @@ cannot tell "the registers cannot specialise" from "the signal is too weak to le
 attention". This probe gives the backbone a signal that does learn attention within minutes
 on a CPU: plain cross-entropy on the image category, read by a linear layer from the image
 embedding (the register mean for RATS, the [CLS] token for a ViT). Every ``interval``
-iterations it measures, on held-out images, the accuracy, what the compress, communicate
-and broadcast steps do in every block (``register_attention_stats``: entropy, peak, how
-alike the compress maps of one head's registers are) and how many registers win patches.
+iterations it measures, on held-out images, the accuracy, how many registers win patches,
+and, on the first batch of them, what the compress, communicate and broadcast steps do in
+every block (``registers.attention``: entropy, peak, how alike the compress maps of one
+head's registers are).
 
 Run it on any variant (``compress='attention'`` or ``'competition'``) with
 ``tools/analysis/attention_probe.py``; docs/parts.md ("Registers that merge") reads its
@@ -81,7 +82,8 @@ def labelled_images(data_root, split, size, patch_size, max_images=None):
 
 @torch.no_grad()
 def _measure(model, classifier, images, labels, batch_size):
-    """Accuracy, register attention per block and registers in use on held-out images."""
+    """Accuracy and registers in use on every held-out image; register attention per block
+    on the first ``batch_size`` of them."""
     model.eval()
     correct, assignments = 0, []
     for start in range(0, len(images), batch_size):

@@ -6,7 +6,7 @@ the share of patches each register wins and its exponential, the effective numbe
 registers (N when all win equally, 1 when one wins all); per object (from part masks): how
 many registers win its foreground patches; registers that never win (dead); similarity
 between registers of one head and of different heads; for a RATS, what its compress,
-communicate and broadcast steps do in every block (``register_attention_stats``).
+communicate and broadcast steps do in every block (``registers.attention``).
 """
 import math
 import os
@@ -78,7 +78,7 @@ def register_usage(model, data_root, split=None, max_images=None, size=None):
         dict: ``assignment_statistics`` of all images plus ``num_images``,
         ``registers_per_object`` (mean, None without masks), ``within_head`` /
         ``across_heads`` register similarity, ``num_registers``, ``num_heads`` and, for a
-        RATS, ``attention_by_block`` (:func:`~.register_attention_stats.register_attention_profile`).
+        RATS, ``attention_by_block`` (:func:`~.attention.register_attention_profile`).
     """
     if not model.num_registers:
         raise ValueError('register usage needs a model with registers (num_registers=0)')
