@@ -21,7 +21,7 @@ __all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all',
            'evaluate_similarity_maps']
 
 
-def evaluate_parts_all(register_models, vit, sets, max_images=None, num_clusters=None,
+def evaluate_parts_all(register_models, vit, sets, num_clusters, max_images=None,
                        prefix=''):
     """Part mIoU of RATS variants (cosine and broadcast) and ViT k-means on objects and
     scenes.
@@ -32,8 +32,7 @@ def evaluate_parts_all(register_models, vit, sets, max_images=None, num_clusters
         vit (RatsViT | None): Plain ViT backbone; None skips it.
         sets (EvalSets): Held-out sets.
         max_images (int | None): First images of each validation split only.
-        num_clusters (int | None): K of the ViT's k-means (default: the registers of the
-            first RATS model).
+        num_clusters (int): K of the ViT's k-means (the RATS config's register count).
         prefix (str): Inserted in the keys (``'random_init_'`` for the references).
 
     Returns:
@@ -48,10 +47,6 @@ def evaluate_parts_all(register_models, vit, sets, max_images=None, num_clusters
         runs += [(name, model, dict(method='registers')),
                  (f'{name}_broadcast', model, dict(method='registers', assignment='broadcast'))]
     if vit is not None:
-        if num_clusters is None:
-            if not register_models:
-                raise ValueError('num_clusters is needed for the ViT without a RATS model')
-            num_clusters = next(iter(register_models.values())).num_registers
         runs.append(('vit_kmeans', vit, dict(method='kmeans', num_clusters=num_clusters)))
     for root, tag in ((sets.objects, ''), (sets.scenes, '_scenes')):
         for key, model, kwargs in runs:

@@ -116,10 +116,15 @@ def _model_figures(name, result):
            f'train_{name}': result.figures,
            f'collapse_{name}': last.get('collapse')}
     if 'attention_by_block' in last:
-        tag = '' if name == 'rats' else f'_{name}'
+        tag = _suffix(name)
         out.update({k + tag: v for k, v in last.items() if k.startswith('register')})
         out['register_attention_by_block' + tag] = last['attention_by_block']
     return out
+
+
+def _suffix(name):
+    """Summary-key and file-name suffix of a RATS variant ('' for 'rats', the contract's)."""
+    return '' if name == 'rats' else f'_{name}'
 
 
 def _export(result, path):
@@ -170,11 +175,11 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
     vit = teachers.get('vit')
     clusters = configs['rats']['num_registers']  # ViT k-means: K = the RATS register count
     limit = recipe.eval_max_images
-    run.write(**evaluate_parts_all(registers, vit, sets, limit, clusters))
+    run.write(**evaluate_parts_all(registers, vit, sets, clusters, limit))
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))
     run.write(**evaluate_parts_all({k: randoms[k] for k in registers}, randoms.get('vit'),
-                                   sets, limit, clusters, prefix='random_init_'))
+                                   sets, clusters, limit, prefix='random_init_'))
     discovery = []
     for name in registers:
         discovery += [(f'{name}_registers', registers[name], 'registers'),
@@ -183,13 +188,12 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
         discovery.append(('vit_lost', vit, 'lost'))
     run.write(**evaluate_corloc(discovery, sets, recipe.image_size, limit))
     scenes = _validation_images(sets.scenes, 4)
-    named = {DISPLAY_NAMES.get(k, k): m for k, m in registers.items()}
     if registers and vit is not None:
         paths = _validation_images(sets.objects, 4) + scenes
-        evaluate_part_maps(named, vit, paths, run.path('parts.png'), clusters)
+        evaluate_part_maps({DISPLAY_NAMES[k]: m for k, m in registers.items()}, vit, paths,
+                           run.path('parts.png'), clusters)
     for name, model in registers.items():
-        tag = '' if name == 'rats' else f'_{name}'
-        evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{tag}.png'))
+        evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{_suffix(name)}.png'))
 
 
 def _validation_images(root, count):

@@ -1,4 +1,6 @@
 """DINO projection head: MLP -> bottleneck -> L2 normalise -> weight-normalised prototypes."""
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -93,13 +95,12 @@ class DINOHead(nn.Module):
         """
         x = self.mlp(x)                                    # (B, bottleneck_dim)
         device = x.device.type
-        if device in ('cuda', 'cpu') and torch.is_autocast_enabled(device):
-            # the prototypes in float32 under autocast: logits of 65,536 prototypes divided
-            # by a teacher temperature of 0.04 lose too much in bf16 / fp16
-            with torch.autocast(device, enabled=False):
-                return self.last_layer(F.normalize(x.float(), dim=-1, p=2))  # (B, out_dim)
-        x = F.normalize(x, dim=-1, p=2)
-        return self.last_layer(x)                          # (B, out_dim)
+        # the prototypes in float32 under autocast: logits of 65,536 prototypes divided by a
+        # teacher temperature of 0.04 lose too much in bf16 / fp16 (autocast has no 'meta')
+        autocast = device in ('cuda', 'cpu') and torch.is_autocast_enabled(device)
+        with torch.autocast(device, enabled=False) if autocast else nullcontext():
+            x = F.normalize(x.float() if autocast else x, dim=-1, p=2)
+            return self.last_layer(x)                      # (B, out_dim)
 
 
 def cancel_last_layer_gradients(head):

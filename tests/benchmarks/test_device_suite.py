@@ -24,7 +24,6 @@ def test_device_suite_smoke_without_openmmlab(tmp_path):
         (s, m) for s in sizes for m in ('infer', 'train')]
     for row in result['scaling']:
         assert row['rats_img_s'] > 0 and row['vit_img_s'] > 0
-        assert abs(row['speedup'] - row['rats_img_s'] / row['vit_img_s']) < 1e-9
     assert result['dino_step']['rats_img_s'] > 0
     # a ratio of two medians: timing noise on a loaded CPU can put it above 1, so only its
     # presence for every size is checked, not its value

@@ -183,5 +183,5 @@ def test_each_view_crops_with_its_own_scale_range_and_size():
                    generator=torch.Generator().manual_seed(0))
     assert [tuple(v.shape[-2:]) for v in views] == [(32, 32)] * 2 + [(16, 16)] * 2
     assert [s for s, _ in drawn] == [(0.6, 0.9)] * 2 + [(0.05, 0.2)] * 2
-    for (low, high), areas in drawn:  # integer boxes: areas within a pixel row of the range
-        assert areas.min() >= low - 0.06 and areas.max() <= high + 0.06
+    for (low, high), areas in drawn:  # integer boxes: areas within rounding of the range
+        assert areas.min() >= 0.75 * low and areas.max() <= high + 0.06
