@@ -26,6 +26,9 @@ warmup_iters = 10 * iters_per_epoch
 teacher_temp = (0.04, 0.04)  # (start, end) of the linear warm-up
 teacher_temp_warmup_iters = 0
 
+# The paper's register attention (dot-product logits). Scaled cosine logits in its three steps
+# (docs/parts.md, "Registers that break their symmetry") are one switch, here or on the command
+# line: --cfg-options model.backbone.logits=cosine
 model = dict(
     backbone=dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
                   num_registers=48, attn_mode='rats', class_token=False, drop_path_rate=0.1),

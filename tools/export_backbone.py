@@ -2,8 +2,8 @@
 
     python tools/export_backbone.py CKPT OUT [--branch teacher|student]
 
-OUT holds {'state_dict': weights, 'meta': {'rats_mm_backbone': {'compress': ...}}}, written
-atomically; it loads with rats_mm.models.load_pretrained (strict=True fits) and into downstream
+OUT holds {'state_dict': weights, 'meta': {'rats_mm_backbone': {'compress': ...,
+'logits': ...}}} (the run config's register-attention options), written atomically; it loads with rats_mm.models.load_pretrained (strict=True fits) and into downstream
 configs through init_cfg=dict(type='Pretrained', checkpoint=OUT).
 """
 import argparse

@@ -32,7 +32,8 @@ train_dataloader = dict(
                       local_crops_scale=(0.05, 0.4), local_crops_number=8,
                       global_crop_size=224, local_crop_size=96, output='uint8')))
 
-# AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens.
+# AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens and
+# the cosine logits' temperatures (RegisterAttention.logit_scale, logits='cosine').
 optim_wrapper = dict(
     type='DINOOptimWrapper',
     constructor='StudentOptimWrapperConstructor',  # the teacher is an EMA, not optimised
@@ -40,7 +41,7 @@ optim_wrapper = dict(
     clip_grad=dict(type='per_parameter', max_norm=3.0),  # DINO: each parameter on its own
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={
         'registers': dict(decay_mult=0.0), 'pos_embed': dict(decay_mult=0.0),
-        'cls_token': dict(decay_mult=0.0)}))
+        'cls_token': dict(decay_mult=0.0), 'logit_scale': dict(decay_mult=0.0)}))
 auto_scale_lr = dict(enable=True, base_batch_size=256)
 default_hooks = dict(
     runtime_info=dict(type='RuntimeInfoHook'),

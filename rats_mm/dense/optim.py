@@ -5,9 +5,11 @@ from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-# Parameters that never take weight decay: tokens, position tables, query tables.
-NO_DECAY_KEYS = ('registers', 'pos_embed', 'cls_token', 'query_embed', 'query_feat',
-                 'level_embed', 'register_queries.position', 'register_queries.extra')
+# Parameters that never take weight decay: tokens, position tables, query tables, the cosine
+# logits' temperatures.
+NO_DECAY_KEYS = ('registers', 'pos_embed', 'cls_token', 'logit_scale', 'query_embed',
+                 'query_feat', 'level_embed', 'register_queries.position',
+                 'register_queries.extra')
 
 
 def vit_layer_id(name, num_layers, prefix='backbone.vit.'):

@@ -1,5 +1,5 @@
 """Pure PyTorch building blocks of RATS (no OpenMMLab imports)."""
 from .block import ATTN_MODES, Block
-from .register_attention import COMPRESS_STEPS, RegisterAttention
+from .register_attention import COMPRESS_STEPS, LOGITS, RegisterAttention
 
-__all__ = ['ATTN_MODES', 'Block', 'COMPRESS_STEPS', 'RegisterAttention']
+__all__ = ['ATTN_MODES', 'Block', 'COMPRESS_STEPS', 'LOGITS', 'RegisterAttention']

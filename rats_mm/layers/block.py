@@ -28,12 +28,14 @@ class Block(nn.Module):
         norm_layer (callable): Normalisation layer constructor.
         compress (str): ``RegisterAttention``'s compress step, ``'attention'`` (the paper's)
             or ``'competition'`` (used by ``'rats'``).
+        logits (str): ``RegisterAttention``'s logits, ``'dot'`` (the paper's) or
+            ``'cosine'`` (scaled cosine; used by ``'rats'``).
     """
 
     def __init__(self, dim, num_heads, num_registers=0, attn_mode='rats', mlp_ratio=4.0,
                  qkv_bias=True, init_values=None, drop_path=0.0, attn_drop=0.0,
                  proj_drop=0.0, norm_layer=partial(nn.LayerNorm, eps=1e-6),
-                 compress='attention'):
+                 compress='attention', logits='dot'):
         super().__init__()
         if attn_mode not in ATTN_MODES:
             raise ValueError(f'attn_mode={attn_mode!r} is not one of {ATTN_MODES}')
@@ -41,7 +43,7 @@ class Block(nn.Module):
         if attn_mode == 'rats':
             self.attn = RegisterAttention(dim, num_heads, num_registers, qkv_bias=qkv_bias,
                                           attn_drop=attn_drop, proj_drop=proj_drop,
-                                          compress=compress)
+                                          compress=compress, logits=logits)
         else:
             self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias,
                                   attn_drop=attn_drop, proj_drop=proj_drop)

@@ -1,10 +1,18 @@
 """Register attention: patches talk only through registers (compress, communicate,
 broadcast)."""
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 COMPRESS_STEPS = ('attention', 'competition')
+LOGITS = ('dot', 'cosine')
+# Rows of ``logit_scale`` (``logits='cosine'``): one learnable temperature per step and head.
+STEPS = ('compress', 'communicate', 'broadcast')
+# Scaled cosine logits (Swin V2): exp(t) * cos(q, k), t initialised to log 10, clamped at log 100.
+LOGIT_SCALE_INIT = math.log(10.0)
+LOGIT_SCALE_MAX = math.log(100.0)
 # Added to the competition shares before the renormalisation over patches (Slot Attention's):
 # a register that wins no patch reads their plain mean instead of dividing by zero.
 _COMPETITION_EPS = 1e-8
@@ -26,6 +34,14 @@ class RegisterAttention(nn.Module):
     the image instead of all reading its most informative patches. Communicate and broadcast
     are the same in both.
 
+    With ``logits='cosine'`` every step scores a query against a key as
+    ``exp(min(t, log 100)) * cos(q, k)`` instead of ``q . k / sqrt(d)`` (Swin V2's scaled
+    cosine attention), ``t = logit_scale[step, h]`` learnable and initialised to log 10; the
+    values are unchanged. The dot-product logits of communicate (``C_h C_h^T``) and broadcast
+    (``q[P] M_h^T``) are products of value vectors, so they can only sharpen by growing the
+    values; cosine logits sharpen through ``t`` alone, and from step 0 the compress maps are
+    as sharp as the directions of the queries and keys make them.
+
     Register ``r`` belongs to head ``r // n`` only: its output is ``M_h`` in its own head's slice
     and zero in every other head's slice. Parameter names (``qkv``, ``proj``) are those of a
     timm / DINO ViT attention, so any ViT checkpoint initialises it.
@@ -44,13 +60,18 @@ class RegisterAttention(nn.Module):
         compress (str): ``'attention'`` (the paper's: each register's softmax over the
             patches) or ``'competition'`` (each patch's softmax over the head's registers,
             then a weighted mean over the patches).
+        logits (str): ``'dot'`` (the paper's ``q . k / sqrt(d)``) or ``'cosine'`` (scaled
+            cosine logits with a learnable ``logit_scale`` of shape (3, H): rows compress,
+            communicate, broadcast).
     """
 
     def __init__(self, dim, num_heads, num_registers, qkv_bias=True, attn_drop=0.0,
-                 proj_drop=0.0, compress='attention'):
+                 proj_drop=0.0, compress='attention', logits='dot'):
         super().__init__()
         if compress not in COMPRESS_STEPS:
             raise ValueError(f'compress={compress!r} is not one of {COMPRESS_STEPS}')
+        if logits not in LOGITS:
+            raise ValueError(f'logits={logits!r} is not one of {LOGITS}')
         if dim % num_heads != 0:
             raise ValueError(f'dim={dim} must be a multiple of num_heads={num_heads}')
         if num_registers <= 0 or num_registers % num_heads != 0:
@@ -64,6 +85,10 @@ class RegisterAttention(nn.Module):
         self.regs_per_head = num_registers // num_heads
         self.attn_drop = attn_drop
         self.compress = compress
+        self.logits = logits
+        if logits == 'cosine':  # no new parameter with 'dot': checkpoint keys stay
+            self.logit_scale = nn.Parameter(torch.full((len(STEPS), num_heads),
+                                                       LOGIT_SCALE_INIT))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -99,13 +124,42 @@ class RegisterAttention(nn.Module):
         out = out + self.proj.bias.to(out.dtype)  # under autocast the output stays bf16
         return out.view(H, B, n, self.dim).transpose(0, 1).reshape(B, H * n, self.dim)
 
+    def _operands(self, step, q, k):
+        """Query, key and scale whose ``scale * q @ k^T`` are ``step``'s logits.
+
+        Args:
+            step (str): One of ``STEPS``.
+            q (Tensor): (B, H, m, d) queries.
+            k (Tensor): (B, H, l, d) keys.
+
+        Returns:
+            tuple: ``(q, k, scale)``; with ``'cosine'`` the unit vectors, the query multiplied
+            by its head's ``exp(min(t, log 100))``, and ``scale = 1``.
+        """
+        if self.logits == 'dot':
+            return q, k, self.head_dim ** -0.5
+        t = self.logit_scale[STEPS.index(step)].clamp(max=LOGIT_SCALE_MAX)   # (H,)
+        temperature = t.exp().view(1, -1, 1, 1).to(q.dtype)                # (1, H, 1, 1)
+        return F.normalize(q, dim=-1) * temperature, F.normalize(k, dim=-1), 1.0
+
+    def _attend(self, step, q, k, v, drop):
+        """``softmax(step's logits of q against k) v`` with the fused kernel."""
+        q, k, scale = self._operands(step, q, k)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=scale)
+
+    def _weights(self, step, q, k):
+        """``step``'s softmax weights over the keys, (B, H, m, l)."""
+        q, k, scale = self._operands(step, q, k)
+        return (torch.matmul(q, k.transpose(-2, -1)) * scale).softmax(dim=-1)
+
     def _competition_weights(self, q_reg, k_pat):
         """Competition compress: (shares, weights), both (B, H, n, L).
 
         ``shares`` sum to 1 over the head's n registers for each patch; ``weights`` are the
         shares renormalised to sum to 1 over the L patches for each register.
         """
-        logits = torch.matmul(q_reg, k_pat.transpose(-2, -1)) * self.head_dim ** -0.5
+        q, k, scale = self._operands('compress', q_reg, k_pat)
+        logits = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, H, n, L)
         shares = logits.softmax(dim=-2)                      # (B, H, n, L)
         weights = shares + _COMPETITION_EPS
         weights = weights / weights.sum(dim=-1, keepdim=True)         # (B, H, n, L)
@@ -114,7 +168,7 @@ class RegisterAttention(nn.Module):
     def _compress(self, q_reg, k_pat, v_pat, drop):
         """The compress step: (B, H, n, d) register summaries of the patches."""
         if self.compress == 'attention':
-            return F.scaled_dot_product_attention(q_reg, k_pat, v_pat, dropout_p=drop)
+            return self._attend('compress', q_reg, k_pat, v_pat, drop)
         _, weights = self._competition_weights(q_reg, k_pat)
         weights = F.dropout(weights, p=drop) if drop else weights
         return torch.matmul(weights.to(v_pat.dtype), v_pat)          # (B, H, n, d)
@@ -134,9 +188,9 @@ class RegisterAttention(nn.Module):
         q_pat, k_pat, v_pat = self._patch_qkv(patches)              # (B, H, L, d) each
         drop = self.attn_drop if self.training else 0.0
         compressed = self._compress(q_reg, k_pat, v_pat, drop)     # (B, H, n, d)
-        messages = F.scaled_dot_product_attention(compressed, compressed, compressed,
-                                                  dropout_p=drop)  # (B, H, n, d)
-        broadcast = F.scaled_dot_product_attention(q_pat, messages, messages, dropout_p=drop)
+        messages = self._attend('communicate', compressed, compressed, compressed,
+                                drop)                               # (B, H, n, d)
+        broadcast = self._attend('broadcast', q_pat, messages, messages, drop)  # (B, H, L, d)
         B, H, L, d = broadcast.shape
         out_pat = self.proj(broadcast.transpose(1, 2).reshape(B, L, H * d))  # (B, L, D)
         out_reg = self._register_output(messages)                              # (B, N, D)
@@ -144,7 +198,7 @@ class RegisterAttention(nn.Module):
 
     @torch.no_grad()
     def step_weights(self, x):
-        """Attention weights of the three steps, for analysis.
+        """Attention weights of the three steps (those the forward uses), for analysis.
 
         Args:
             x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
@@ -158,7 +212,7 @@ class RegisterAttention(nn.Module):
             ``broadcast`` (B, H, L, n), each patch's weights over the head's registers. Every
             row sums to 1.
         """
-        N, scale = self.num_registers, self.head_dim ** -0.5
+        N = self.num_registers
         q_reg = self._register_queries(x[:, :N])                                 # (B, H, n, d)
         q_pat, k_pat, v_pat = self._patch_qkv(x[:, N:])                          # (B, H, L, d)
         out = {}
@@ -166,11 +220,11 @@ class RegisterAttention(nn.Module):
             out['compress_shares'], compress = self._competition_weights(q_reg, k_pat)
             compress = compress.to(v_pat.dtype)
         else:
-            compress = (q_reg @ k_pat.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, n, L)
+            compress = self._weights('compress', q_reg, k_pat)                  # (B, H, n, L)
         compressed = compress @ v_pat                                            # (B, H, n, d)
-        communicate = (compressed @ compressed.transpose(-2, -1) * scale).softmax(dim=-1)
+        communicate = self._weights('communicate', compressed, compressed)      # (B, H, n, n)
         messages = communicate @ compressed                                      # (B, H, n, d)
-        broadcast = (q_pat @ messages.transpose(-2, -1) * scale).softmax(dim=-1)  # (B, H, L, n)
+        broadcast = self._weights('broadcast', q_pat, messages)                 # (B, H, L, n)
         out.update(compress=compress, communicate=communicate, broadcast=broadcast)
         return out
 

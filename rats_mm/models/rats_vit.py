@@ -8,7 +8,7 @@ from timm.models import register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import ATTN_MODES, COMPRESS_STEPS, Block
+from ..layers import ATTN_MODES, COMPRESS_STEPS, LOGITS, Block
 
 
 def _pair(size):
@@ -59,20 +59,25 @@ class RatsViT(nn.Module):
         compress (str): The compress step of register attention: ``'attention'`` (the paper's,
             each register's softmax over the patches) or ``'competition'`` (each patch's
             softmax over its head's registers; ``'rats'`` only).
+        logits (str): The logits of register attention's three steps: ``'dot'`` (the
+            paper's ``q . k / sqrt(d)``) or ``'cosine'`` (scaled cosine with a learnable
+            temperature per step and head, ``RegisterAttention.logit_scale``; ``'rats'`` only).
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12,
                  num_heads=6, mlp_ratio=4.0, qkv_bias=True, num_registers=48, attn_mode='rats',
                  class_token=False, drop_path_rate=0.0, init_values=None, attn_drop_rate=0.0,
-                 proj_drop_rate=0.0, compress='attention'):
+                 proj_drop_rate=0.0, compress='attention', logits='dot'):
         super().__init__()
-        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress)
+        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress,
+                         logits)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.num_registers = num_registers
         self.attn_mode = attn_mode
         self.compress = compress
+        self.logits = logits
         self.has_class_token = class_token
         self.num_prefix_tokens = int(class_token) + num_registers
         self.grid_size = tuple(s // patch_size for s in _pair(img_size))
@@ -87,21 +92,27 @@ class RatsViT(nn.Module):
             Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
                   mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
                   drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate,
-                  compress=compress)
+                  compress=compress, logits=logits)
             for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.grad_checkpointing = False
         self.init_weights()
 
     @staticmethod
-    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress):
+    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress,
+                    logits):
         if attn_mode not in ATTN_MODES:
             raise ValueError(f'attn_mode={attn_mode!r} is not one of {ATTN_MODES}')
         if compress not in COMPRESS_STEPS:
             raise ValueError(f'compress={compress!r} is not one of {COMPRESS_STEPS}')
+        if logits not in LOGITS:
+            raise ValueError(f'logits={logits!r} is not one of {LOGITS}')
         if compress != 'attention' and attn_mode != 'rats':
             raise ValueError(f"compress={compress!r} needs attn_mode='rats': full attention "
                              'has no compress step')
+        if logits != 'dot' and attn_mode != 'rats':
+            raise ValueError(f"logits={logits!r} needs attn_mode='rats': full attention is "
+                             "timm's, with dot-product logits")
         if attn_mode == 'rats' and class_token:
             raise ValueError("class_token=True needs attn_mode='full': in RATS the registers "
                              'replace the [CLS] token')
@@ -139,8 +150,10 @@ class RatsViT(nn.Module):
         return blk(x)
 
     def no_weight_decay(self):
-        """Parameter names excluded from weight decay."""
-        return {'pos_embed', 'cls_token', 'registers'}
+        """Parameter names excluded from weight decay (the tokens, and the cosine logits'
+        temperatures, as Swin V2 excludes its ``logit_scale``)."""
+        names = {'pos_embed', 'cls_token', 'registers'}
+        return names | {n for n, _ in self.named_parameters() if n.endswith('logit_scale')}
 
     def _embed(self, x):
         """(B, C, H, W) -> tokens (B, T, D) in block order, and the patch grid (h, w)."""

@@ -19,8 +19,10 @@ logger = logging.getLogger(__name__)
 _WRAPPER_PREFIXES = ('teacher.backbone.', 'module.backbone.', 'backbone.vit.', 'backbone.',
                      'module.', 'encoder.')
 _REGISTER_INIT_NOISE = 0.02
-# Where a saved backbone records the options its weights cannot show (``RatsViT.compress``).
+# Where a saved backbone records the options its weights cannot show, and their defaults (a
+# backbone saved before an option existed was trained with its default).
 BACKBONE_META_KEY = 'rats_mm_backbone'
+BACKBONE_OPTIONS = {'compress': 'attention', 'logits': 'dot'}
 
 
 def unwrap_state_dict(checkpoint):
@@ -213,6 +215,7 @@ def load_pretrained(model, checkpoint, strict=False, trust_checkpoint=False):
         checkpoint = load_checkpoint_file(checkpoint, trust_checkpoint)
     check_backbone_options(model, checkpoint, name)
     sd = checkpoint_filter_fn(checkpoint, model)
+    _check_logits_of_weights(model, sd, name)
     result = model.load_state_dict(sd, strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         raise RuntimeError(f'{name}: missing keys {result.missing_keys}, unexpected keys '
@@ -289,9 +292,10 @@ def backbone_options(model):
         model (RatsViT): A backbone.
 
     Returns:
-        dict: ``compress``, the register attention's compress step.
+        dict: ``compress`` (the register attention's compress step) and ``logits`` (its
+        logits, ``'dot'`` or ``'cosine'``).
     """
-    return {'compress': getattr(model, 'compress', 'attention')}
+    return {key: getattr(model, key, default) for key, default in BACKBONE_OPTIONS.items()}
 
 
 def save_backbone(weights, path, options):
@@ -308,19 +312,37 @@ def save_backbone(weights, path, options):
 
 
 def recorded_backbone_options(checkpoint):
-    """Options a saved backbone recorded (:func:`save_backbone`), or ``{}`` for any other
-    checkpoint (timm, DINO, DINOv2, older exports)."""
+    """Options a saved backbone recorded (:func:`save_backbone`; those it predates at their
+    defaults), or ``{}`` for any other checkpoint (timm, DINO, DINOv2, exports without
+    options)."""
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     options = meta.get(BACKBONE_META_KEY) if isinstance(meta, dict) else None
-    return dict(options) if isinstance(options, dict) else {}
+    # an option the backbone predates was at its default when it was trained
+    return {**BACKBONE_OPTIONS, **options} if isinstance(options, dict) and options else {}
+
+
+def _check_logits_of_weights(model, state_dict, name):
+    """Unlike the compress step, cosine logits show in the weights (``*.attn.logit_scale``):
+    raise ``ValueError`` naming ``name`` when weights trained with them meet a model with the
+    paper's dot product (they would load and compute another function), also from a
+    checkpoint that recorded no options (an mmengine pretraining checkpoint). Weights
+    without them (timm, DINO, a dot-product RATS) may initialise a cosine model: its
+    temperatures start at their init and are reported missing."""
+    if getattr(model, 'logits', 'dot') == 'dot' and any(
+            k.endswith('attn.logit_scale') for k in state_dict):
+        raise ValueError(f"{name}: weights trained with logits='cosine' (they hold "
+                         "logit_scale tensors), the model has logits='dot'; build it with "
+                         "logits='cosine' (model.backbone.logits in a config)")
 
 
 def check_backbone_options(model, checkpoint, name='<state dict>'):
-    """Raise ``ValueError`` naming ``name`` when the checkpoint recorded a compress step other
-    than ``model``'s (its weights would load but compute a different function)."""
-    recorded = recorded_backbone_options(checkpoint).get('compress')
-    own = backbone_options(model)['compress']
-    if recorded is not None and recorded != own:
-        raise ValueError(f"{name}: weights trained with compress={recorded!r}, the model has "
-                         f"compress={own!r}; build it with compress={recorded!r} "
-                         f"(model.backbone.compress in a config)")
+    """Raise ``ValueError`` naming ``name`` when the checkpoint recorded a compress step or
+    logits other than ``model``'s (its weights would load but compute a different function).
+    """
+    recorded = recorded_backbone_options(checkpoint)
+    own = backbone_options(model)
+    for key, value in own.items():
+        if recorded.get(key, value) != value:
+            raise ValueError(f"{name}: weights trained with {key}={recorded[key]!r}, the model "
+                             f"has {key}={value!r}; build it with {key}={recorded[key]!r} "
+                             f"(model.backbone.{key} in a config)")

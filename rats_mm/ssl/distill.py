@@ -10,12 +10,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..models.embedding import EMBEDDINGS, embed, embedding_dim
 from .head import DINOHead, cancel_last_layer_gradients, clip_gradients_per_parameter
 from .loss import DINOLoss
 from .teacher import build_teacher, update_teacher
 
-__all__ = ['DINODistillation', 'StepSettings', 'build_optimizer', 'embed_views',
+__all__ = ['NO_DECAY_NAMES', 'DINODistillation', 'StepSettings', 'build_optimizer', 'embed_views',
            'train_step']
+
+# Parameters (by their last name) that take no weight decay besides biases and norms.
+NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'registers', 'logit_scale')
 
 
 def embed_views(features, head, views):
@@ -59,19 +63,11 @@ class DINODistillation(nn.Module):
             symmetric in the registers of a head (a RATS backbone only).
     """
 
-    EMBEDDINGS = ('pooled', 'registers')
+    EMBEDDINGS = EMBEDDINGS
 
     def __init__(self, backbone, head=None, loss=None, num_global=2, embedding='pooled'):
         super().__init__()
-        if embedding not in self.EMBEDDINGS:
-            raise ValueError(f'embedding={embedding!r} is not one of {self.EMBEDDINGS}')
-        in_dim = backbone.embed_dim
-        if embedding == 'registers':
-            if not getattr(backbone, 'num_registers', 0) or getattr(
-                    backbone, 'has_class_token', False):
-                raise ValueError("embedding='registers' needs a backbone with registers and "
-                                 'no [CLS] token (RATS)')
-            in_dim *= backbone.num_registers
+        in_dim = embedding_dim(backbone, embedding)  # checks the embedding
         self.embedding = embedding
         head_module = DINOHead(in_dim, **(head or {}))
         self.student = nn.ModuleDict({'backbone': backbone, 'head': head_module})
@@ -85,16 +81,10 @@ class DINODistillation(nn.Module):
         self.teacher.eval()
         return self
 
-    def _features(self, backbone, images):
-        """(B, 3, s, s) -> (B, D) pooled embedding, or (B, N * D) concatenated registers."""
-        if self.embedding == 'pooled':
-            return backbone(images)
-        return backbone.forward_features(images)['x_norm_regtokens'].flatten(1)  # (B, N*D)
-
     def _embed(self, branch, views):
         """Views -> (len(views) * B, K) logits of ``branch`` (see :func:`embed_views`)."""
-        return embed_views(lambda x: self._features(branch['backbone'], x), branch['head'],
-                           views)
+        return embed_views(lambda x: embed(branch['backbone'], x, self.embedding),
+                           branch['head'], views)
 
     def forward(self, views, teacher_temp):
         """DINO loss of multi-crop ``views``.
@@ -115,8 +105,8 @@ class DINODistillation(nn.Module):
 
 def build_optimizer(student, lr, weight_decay, fused=None):
     """AdamW over two groups: weights decayed; biases, norms and the position / register /
-    class tokens not (the split of the project's mmengine ``paramwise_cfg``; DINO itself
-    also decays the tokens).
+    class tokens and the cosine logits' ``logit_scale`` not (the split of the project's
+    mmengine ``paramwise_cfg``; DINO itself also decays the tokens).
 
     Args:
         student (nn.Module): The trained module (``DINODistillation.student``).
@@ -131,7 +121,7 @@ def build_optimizer(student, lr, weight_decay, fused=None):
     for name, param in student.named_parameters():
         if not param.requires_grad:
             continue
-        is_token = name.split('.')[-1] in ('pos_embed', 'cls_token', 'registers')
+        is_token = name.split('.')[-1] in NO_DECAY_NAMES
         (no_decay if param.ndim <= 1 or is_token else decay).append(param)
     if fused is None:
         fused = all(p.is_cuda for p in decay + no_decay)

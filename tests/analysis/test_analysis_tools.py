@@ -305,3 +305,9 @@ def test_load_backbone_rebuilds_the_compress_step_the_weights_recorded(assets, t
     assert "trained with compress='competition'" in capsys.readouterr().err
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(model(x), trained(x))
+    cosine = RatsViT(**RATS, logits='cosine').eval()
+    save_backbone(cosine.state_dict(), str(tmp_path / 'cos.pth'), backbone_options(cosine))
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'cos.pth'))
+    assert model.logits == 'cosine' and model.compress == 'attention'
+    assert "trained with logits='cosine'" in capsys.readouterr().err
+    assert torch.equal(model(x), cosine(x))

@@ -258,3 +258,127 @@ def test_competition_stays_in_the_autocast_dtype_and_has_gradients():
     torch.testing.assert_close(out.float(), attn(x), atol=0.05, rtol=0.05)
     attn(x).square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in attn.parameters())
+
+
+def reference_cosine_register_attention(x, attn, compress='attention'):
+    """Scaled cosine logits written literally, float64, a loop over heads: each step scores
+    ``exp(min(t, log 100)) * cos(q, k)`` with ``t = logit_scale[step, h]``; values as in the
+    paper's step; registers written in their own head's slice."""
+    B, T, D = x.shape
+    H, N = attn.num_heads, attn.num_registers
+    n, d = N // H, D // H
+    q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(D, dim=-1)
+    scale = torch.exp(torch.minimum(attn.logit_scale.detach(),
+                                    torch.tensor(math.log(100.0), dtype=x.dtype)))  # (3, H)
+
+    def cos(a, b):  # (B, m, d), (B, l, d) -> (B, m, l)
+        return (a / a.norm(dim=-1, keepdim=True)) @ (b / b.norm(dim=-1, keepdim=True)).mT
+
+    out = torch.zeros(B, T, D, dtype=x.dtype)
+    P = slice(N, T)
+    for h in range(H):
+        cols, R_h = slice(h * d, (h + 1) * d), slice(h * n, (h + 1) * n)
+        logits = scale[0, h] * cos(q[:, R_h, cols], k[:, P, cols])          # (B, n, L)
+        if compress == 'competition':
+            shares = torch.softmax(logits, dim=1) + 1e-8                    # over registers
+            weights = shares / shares.sum(-1, keepdim=True)
+        else:
+            weights = torch.softmax(logits, dim=-1)                         # over patches
+        C = weights @ v[:, P, cols]
+        M = torch.softmax(scale[1, h] * cos(C, C), -1) @ C
+        out[:, P, cols] = torch.softmax(scale[2, h] * cos(q[:, P, cols], M), -1) @ M
+        out[:, R_h, cols] = M
+    return out @ attn.proj.weight.T + attn.proj.bias
+
+
+@pytest.mark.parametrize('compress', ['attention', 'competition'])
+def test_cosine_logits_match_a_float64_loop_and_clamp_the_scale(compress):
+    torch.manual_seed(8)
+    attn = RegisterAttention(48, num_heads=3, num_registers=6, compress=compress,
+                             logits='cosine').double()
+    assert attn.logit_scale.shape == (3, 3)
+    torch.testing.assert_close(attn.logit_scale.detach(),
+                               torch.full((3, 3), math.log(10.0), dtype=torch.float64))
+    for p in (attn.qkv.weight, attn.qkv.bias, attn.proj.weight, attn.proj.bias):
+        torch.nn.init.normal_(p, std=0.3)
+    with torch.no_grad():  # random temperatures, one far above the clamp at log 100
+        attn.logit_scale.uniform_(0.0, 4.0)
+        attn.logit_scale[1, 2] = 7.0
+    x = torch.randn(2, 6 + 11, 48, dtype=torch.float64)
+    want = reference_cosine_register_attention(x, attn, compress)
+    torch.testing.assert_close(attn(x), want, atol=1e-10, rtol=0)
+    # the clamp: any t above log 100 computes what log 100 does
+    clamped = RegisterAttention(48, 3, 6, compress=compress, logits='cosine').double()
+    clamped.load_state_dict(attn.state_dict())
+    with torch.no_grad():
+        clamped.logit_scale[1, 2] = math.log(100.0)
+    torch.testing.assert_close(clamped(x), attn(x), atol=1e-12, rtol=0)
+    # and a scale below it is not clamped: lowering it changes the output
+    with torch.no_grad():
+        clamped.logit_scale[0, 0] -= 1.0
+    assert not torch.allclose(clamped(x), attn(x), atol=1e-6)
+
+
+@pytest.mark.parametrize('compress', ['attention', 'competition'])
+def test_cosine_step_weights_are_the_forwards(compress):
+    torch.manual_seed(9)
+    D, H, N, L = 12, 3, 6, 5
+    attn = RegisterAttention(D, H, N, compress=compress, logits='cosine').double().eval()
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    x = torch.randn(2, N + L, D, dtype=torch.float64)
+    got = attn.step_weights(x)
+    n, d = N // H, D // H
+    q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(D, dim=-1)
+    out = torch.zeros(2, N + L, D, dtype=torch.float64)
+    for h in range(H):
+        cols, rows = slice(h * d, h * d + d), slice(h * n, h * n + n)
+        msg = got['communicate'][:, h] @ (got['compress'][:, h] @ v[:, N:, cols])
+        out[:, rows, cols] = msg
+        out[:, N:, cols] = got['broadcast'][:, h] @ msg
+    torch.testing.assert_close(attn(x), out @ attn.proj.weight.T + attn.proj.bias,
+                               atol=1e-10, rtol=0)
+    for name in ('compress', 'communicate', 'broadcast'):
+        rows = got[name].sum(-1) if name != 'compress' or compress == 'attention' else None
+        if rows is not None:
+            torch.testing.assert_close(rows, torch.ones_like(rows))
+
+
+def test_cosine_logits_break_the_uniform_start_the_dot_product_keeps():
+    """At init (trunc-normal 0.02 weights) the paper's compress is uniform: every register
+    reads the patch mean. Cosine logits at temperature 10 are not, from step 0."""
+    from rats_mm.models import RatsViT
+    torch.manual_seed(10)
+    images = torch.randn(4, 3, 32, 32)
+    entropies = {}
+    for logits in ('dot', 'cosine'):
+        torch.manual_seed(10)
+        model = RatsViT(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
+                        num_registers=6, logits=logits).eval()
+        w = model.register_step_weights(images)[0]['compress']              # (B, H, n, L)
+        ent = -(w * w.clamp_min(1e-12).log()).sum(-1) / math.log(w.shape[-1])
+        entropies[logits] = ent.mean().item()
+    assert entropies['dot'] > 0.999
+    assert entropies['cosine'] < 0.98
+
+
+def test_cosine_stays_in_the_autocast_dtype_and_trains_its_scale():
+    torch.manual_seed(11)
+    attn = RegisterAttention(dim=32, num_heads=2, num_registers=4, logits='cosine')
+    x = torch.randn(2, 4 + 9, 32, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = attn(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), attn(x), atol=0.05, rtol=0.05)
+    attn(x).square().sum().backward()
+    for name, p in attn.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert (attn.logit_scale.grad != 0).all()  # every step and head
+
+
+def test_dot_is_the_default_and_adds_no_parameter():
+    paper = RegisterAttention(16, 2, 4)
+    assert paper.logits == 'dot' and not hasattr(paper, 'logit_scale')
+    assert 'logit_scale' in dict(RegisterAttention(16, 2, 4, logits='cosine').named_parameters())
+    with pytest.raises(ValueError, match="logits='sine'"):
+        RegisterAttention(16, 2, 4, logits='sine')

@@ -16,10 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TINY = dict(img_size=32, patch_size=8, embed_dim=24, depth=3, num_heads=2, num_registers=4)
 
 
-@pytest.mark.parametrize('compress', ['attention', 'competition'])
-def test_onnxruntime_matches_pytorch_with_a_dynamic_batch(tmp_path, compress):
+@pytest.mark.parametrize('compress,logits', [('attention', 'dot'), ('competition', 'dot'),
+                                             ('competition', 'cosine')])
+def test_onnxruntime_matches_pytorch_with_a_dynamic_batch(tmp_path, compress, logits):
     torch.manual_seed(0)
-    model = RatsViT(**TINY, compress=compress).eval()
+    model = RatsViT(**TINY, compress=compress, logits=logits).eval()
+    if logits == 'cosine':  # trained-looking temperatures, one above the clamp at log 100
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.logit_scale.uniform_(1.0, 4.0)
+            model.blocks[0].attn.logit_scale[2, 1] = 6.0
     path = str(tmp_path / 'm.onnx')
     names = export_onnx(model, path, (32, 48), out_indices=(0, -1))  # not the stored grid
     assert names == ['map_0', 'map_2', 'registers']

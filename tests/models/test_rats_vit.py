@@ -211,3 +211,35 @@ def test_competition_compress_builds_runs_and_default_is_unchanged():
     timm_model = __import__('timm').create_model('rats_tiny_patch16', compress='competition',
                                                  depth=1)
     assert timm_model.blocks[0].attn.compress == 'competition'
+
+
+def test_cosine_logits_build_reach_every_block_and_dot_keeps_the_keys():
+    """``logits`` reaches every block (through timm's factory too); the default adds no
+    parameter, so checkpoints of the paper's step keep exactly their keys, and the cosine
+    temperatures take no weight decay."""
+    kwargs = dict(**TINY, num_registers=4, attn_mode='rats')
+    torch.manual_seed(0)
+    default = RatsViT(**kwargs).eval()
+    torch.manual_seed(0)
+    dot = RatsViT(**kwargs, logits='dot').eval()
+    torch.manual_seed(0)
+    cosine = RatsViT(**kwargs, logits='cosine').eval()
+    assert set(default.state_dict()) == set(dot.state_dict())
+    assert not any('logit_scale' in k for k in dot.state_dict())
+    extra = set(cosine.state_dict()) - set(dot.state_dict())
+    assert extra == {f'blocks.{i}.attn.logit_scale' for i in range(len(cosine.blocks))}
+    assert extra <= cosine.no_weight_decay()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(default(x), dot(x))
+    out = cosine(x)
+    assert out.shape == (2, 32) and torch.isfinite(out).all()
+    assert not torch.allclose(out, dot(x), atol=1e-5)
+    # the intermediates go through the same blocks
+    final, maps = cosine.forward_intermediates(x, indices=[-1], norm=True)
+    torch.testing.assert_close(final[:, 4:], cosine.forward_features(x)['x_norm_patchtokens'])
+    with pytest.raises(ValueError, match="needs attn_mode='rats'"):
+        RatsViT(**TINY, num_registers=0, class_token=True, attn_mode='full', logits='cosine')
+    timm_model = __import__('timm').create_model('rats_tiny_patch16', logits='cosine',
+                                                 compress='competition', depth=1)
+    assert timm_model.blocks[0].attn.logits == 'cosine'
+    assert timm_model.blocks[0].attn.logit_scale.shape == (3, 3)

@@ -184,6 +184,40 @@ def test_saved_backbone_records_its_compress_step(tmp_path):
         load_pretrained(RatsViT(**kwargs), path)
 
 
+def test_saved_backbone_records_its_logits(tmp_path):
+    """Cosine-logit weights record ``logits``: they load (strict, temperatures included) into
+    a cosine model, and a model with the paper's dot product refuses them naming the file;
+    a backbone saved before the option existed counts as ``'dot'``."""
+    from rats_mm.models.weights import BACKBONE_META_KEY, backbone_options, save_backbone
+    kwargs = dict(**TINY, num_registers=4, attn_mode='rats')
+    model = RatsViT(**kwargs, logits='cosine')
+    with torch.no_grad():
+        model.blocks[0].attn.logit_scale.uniform_(0, 4)
+    path = str(tmp_path / 'cos.pth')
+    save_backbone(model.state_dict(), path, backbone_options(model))
+    assert torch.load(path, weights_only=True)['meta'][BACKBONE_META_KEY] == {
+        'compress': 'attention', 'logits': 'cosine'}
+    same = RatsViT(**kwargs, logits='cosine')
+    load_pretrained(same, path, strict=True)
+    assert torch.equal(same.blocks[0].attn.logit_scale, model.blocks[0].attn.logit_scale)
+    with pytest.raises(ValueError, match=r"cos\.pth: weights trained with logits='cosine'"):
+        load_pretrained(RatsViT(**kwargs), path)
+    old = {'state_dict': RatsViT(**kwargs).state_dict(),
+           'meta': {BACKBONE_META_KEY: {'compress': 'attention'}}}
+    with pytest.raises(ValueError, match=r"<state dict>: weights trained with logits='dot'"):
+        load_pretrained(RatsViT(**kwargs, logits='cosine'), old)
+    # weights that recorded nothing still show cosine logits by their temperatures
+    with pytest.raises(ValueError, match=r"<state dict>: weights trained with logits='cosine'"):
+        load_pretrained(RatsViT(**kwargs), model.state_dict())
+    # and an export that recorded no options is not taken for one of the defaults
+    bare = {'state_dict': model.state_dict(), 'meta': {BACKBONE_META_KEY: {}}}
+    load_pretrained(RatsViT(**kwargs, logits='cosine'), bare, strict=True)
+    # a dot-product checkpoint (timm, DINO, the paper's RATS) may initialise a cosine model
+    result = load_pretrained(RatsViT(**kwargs, logits='cosine'), RatsViT(**kwargs).state_dict())
+    assert sorted(result.missing_keys) == ['blocks.0.attn.logit_scale',
+                                           'blocks.1.attn.logit_scale']
+
+
 def test_atomic_save_keeps_the_previous_file_when_the_write_fails(tmp_path, monkeypatch):
     """A write killed part-way (simulated by ``torch.save`` failing after some bytes) leaves
     the previous file intact and no temporary file behind."""

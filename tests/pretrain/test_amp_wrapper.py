@@ -120,3 +120,40 @@ def test_schedule_keeps_its_epochs_on_any_number_of_gpus(monkeypatch, capsys, co
         reference.default_hooks.checkpoint.interval * factor)
     out = capsys.readouterr().out
     assert f'total batch {total} ({gpus} x 64)' in out and f'{epochs}.0 epochs' in out
+
+
+def test_cosine_temperatures_take_no_weight_decay_in_any_optimizer():
+    """``logit_scale`` (logits='cosine') is in a group without weight decay in the mmengine
+    pretraining (the config's custom_keys), in the plain-PyTorch DINO optimizer and in the
+    layer-decay constructor of the dense fine-tunes, as Swin V2 keeps its logit scale; the
+    qkv weights beside it are decayed."""
+    from torch import nn
+
+    from rats_mm.dense.optim import LayerDecayOptimWrapperConstructor
+    from rats_mm.pretrain.dino import StudentOptimWrapperConstructor
+    from rats_mm.ssl.distill import build_optimizer
+    args = train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', 'demo', 'dino_rats_cosine_synthetic.py')])
+    cfg = load_config(args)
+    model = MODELS.build(cfg.model)
+    scales = [p for n, p in model.student.named_parameters() if n.endswith('logit_scale')]
+    qkv = model.student['backbone'].blocks[0].attn.qkv.weight
+    assert len(scales) == 4
+
+    def decay_of(groups):
+        decay = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+        return [decay[id(p)] for p in scales], decay[id(qkv)]
+    wrapper_cfg = cfg.optim_wrapper.copy()
+    wrapper_cfg.pop('constructor')
+    paramwise = wrapper_cfg.pop('paramwise_cfg')
+    mm_groups = StudentOptimWrapperConstructor(wrapper_cfg, paramwise)(model).optimizer
+    plain_groups = build_optimizer(model.student, lr=1e-3, weight_decay=0.04, fused=False)
+    dense = nn.Module()
+    dense.backbone = nn.Module()
+    dense.backbone.vit = model.student['backbone']
+    layer_decay = LayerDecayOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
+        dict(num_layers=4, layer_decay_rate=0.9))(dense).optimizer
+    for optimizer in (mm_groups, plain_groups, layer_decay):
+        scale_decay, qkv_decay = decay_of(optimizer.param_groups)
+        assert scale_decay == [0.0] * 4 and qkv_decay > 0
