@@ -7,6 +7,7 @@ from mmengine.registry import (MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTOR
 from torch import nn
 
 from ..models import RatsViT, compile_static, load_pretrained
+from ..models.embedding import embed, embedding_dim
 from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
                    clip_gradients_per_parameter, update_teacher)
 from ..ssl.distill import embed_views
@@ -18,8 +19,10 @@ class DINOPretrainer(BaseModel):
 
     The image embedding fed to the heads is ``RatsViT.forward``: the mean of the final normed
     registers for RATS, the [CLS] token for a ViT, so RATS, ViT + registers and plain ViT all
-    pretrain through this class. The teacher momentum and temperature are set every iteration
-    by ``DINOScheduleHook`` (``teacher_momentum``, ``teacher_temp``, ``current_iter``).
+    pretrain through this class; ``embedding='registers'`` feeds them every register of a
+    RATS instead (``rats_mm.models.embedding``, as ``DINODistillation`` does). The teacher
+    momentum and temperature are set every iteration by ``DINOScheduleHook``
+    (``teacher_momentum``, ``teacher_temp``, ``current_iter``).
 
     Args:
         backbone (dict): :class:`RatsViT` arguments; an optional ``pretrained`` path is loaded
@@ -36,11 +39,15 @@ class DINOPretrainer(BaseModel):
         stats_interval (int): Iterations between the teacher-target diagnostics
             (``teacher_entropy_ratio`` ...) in the logged scalars; ``DINOScheduleHook`` sets
             it to the logger interval, so reading them costs no step a device sync.
+        embedding (str): What the heads read: ``'pooled'`` (the image embedding) or
+            ``'registers'`` (every register concatenated, RATS only; not with
+            ``compile_backbone``).
+        num_global (int): Leading views the teacher sees (DINO: the 2 global crops).
     """
 
     def __init__(self, backbone, head=None, loss=None, freeze_last_layer_iters=0,
                  data_preprocessor=None, init_cfg=None, stats_interval=1,
-                 compile_backbone=False):
+                 compile_backbone=False, embedding='pooled', num_global=2):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         pretrained = backbone.pop('pretrained', None)
@@ -48,8 +55,9 @@ class DINOPretrainer(BaseModel):
         if pretrained:
             load_pretrained(vit, pretrained)
         head = dict(head or {})
-        self.student = nn.ModuleDict({'backbone': vit,
-                                      'head': DINOHead(vit.embed_dim, **head)})
+        self.embedding, self.num_global = embedding, num_global
+        self.student = nn.ModuleDict({
+            'backbone': vit, 'head': DINOHead(embedding_dim(vit, embedding), **head)})
         self.teacher = build_teacher(self.student).eval()
         self.criterion = DINOLoss(self.student['head'].last_layer.out_features, **(loss or {}))
         self.freeze_last_layer_iters = freeze_last_layer_iters
@@ -59,6 +67,10 @@ class DINOPretrainer(BaseModel):
         self.skipped_images = 0
         self.stats_interval = stats_interval
         if compile_backbone:
+            if embedding != 'pooled':  # nn.Module.compile wraps __call__, i.e. forward only
+                raise ValueError(f"compile_backbone=True compiles RatsViT.forward, the pooled "
+                                 f"embedding; embedding={embedding!r} reads forward_features, "
+                                 "which it would leave uncompiled: drop one of the two")
             compile_static(self.student['backbone'])
             compile_static(self.teacher['backbone'])
 
@@ -80,7 +92,8 @@ class DINOPretrainer(BaseModel):
 
     def _embed(self, branch, crops):
         """Embed crops grouped by resolution: list of (B, 3, s, s) -> (num_crops * B, K)."""
-        return embed_views(branch['backbone'], branch['head'], crops)
+        return embed_views(lambda x: embed(branch['backbone'], x, self.embedding),
+                           branch['head'], crops)
 
     def forward(self, inputs, data_samples=None, mode='loss'):
         """``mode='loss'``: DINO loss on multi-crop ``inputs`` (list of (B, 3, s, s), the two
@@ -88,7 +101,7 @@ class DINOPretrainer(BaseModel):
         ``inputs`` (B, 3, H, W) -> (B, D)."""
         if mode != 'loss':
             return self.teacher['backbone'](inputs)
-        num_global = 2
+        num_global = self.num_global
         with torch.no_grad():
             teacher_out = self._embed(self.teacher, inputs[:num_global])
         student_out = self._embed(self.student, inputs)

@@ -268,7 +268,8 @@ class KNNMonitorHook(Hook):
 class RegisterAttentionMonitorHook(Hook):
     """Logs whether the teacher's registers read different things yet (RATS only).
 
-    Every ``interval`` iterations and after training, ``register_attention_profile`` of the
+    Before the first step (the init: whether its symmetry is already broken), every
+    ``interval`` iterations and after training, ``register_attention_profile`` of the
     teacher backbone on a fixed set of images (the first ``num_images`` global crops of the
     first batch, kept for the whole run): the last block's ``compress_entropy``,
     ``compress_map_similarity``, ``communicate_entropy`` and ``broadcast_entropy`` go to the
@@ -315,13 +316,18 @@ class RegisterAttentionMonitorHook(Hook):
             _append_record(os.path.join(runner.work_dir, 'register_attention.json'),
                            {'iter': done_iters, 'blocks': blocks})
 
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if not self.enabled or self.images is not None:
+            return
+        crops = data_batch['inputs'][0][:self.num_images]  # the first global views (b, 3, s, s)
+        crops = _unwrap(runner.model).data_preprocessor({'inputs': crops}, False)['inputs']
+        self.images = crops.detach().cpu().clone()         # as the model sees them
+        if runner.iter == 0:  # the init, before any step (not on a resumed run)
+            self.measure(runner, 0)
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if not self.enabled:
             return
-        if self.images is None:  # the first global views, as the model sees them
-            crops = data_batch['inputs'][0][:self.num_images]           # (b, 3, s, s) global
-            crops = _unwrap(runner.model).data_preprocessor({'inputs': crops}, False)['inputs']
-            self.images = crops.detach().cpu().clone()
         if self.interval and self.every_n_train_iters(runner, self.interval):
             self.measure(runner, runner.iter + 1)
 

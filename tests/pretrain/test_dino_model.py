@@ -65,6 +65,32 @@ def test_non_finite_loss_stops_with_iteration():
         model.train_step(bad, optim(model))
 
 
+@pytest.mark.parametrize('embedding', ['pooled', 'registers'])
+def test_both_drivers_give_the_same_loss_for_the_same_weights(embedding):
+    """The mmengine model and the plain-PyTorch ``DINODistillation`` have the same keys and,
+    with the same weights, the same loss on the same views, with either head input (every
+    register: a head of width N * D) and number of global views."""
+    from rats_mm.models import RatsViT
+    from rats_mm.ssl.distill import DINODistillation
+    head = dict(out_dim=64, hidden_dim=32, bottleneck_dim=16)
+    for num_global in (2, 3):
+        model = tiny_model(embedding=embedding, num_global=num_global)
+        model.init_weights()
+        plain = DINODistillation(RatsViT(**BACKBONE), head=head, embedding=embedding,
+                                 num_global=num_global)
+        plain.load_state_dict(model.state_dict())
+        width = 32 * (4 if embedding == 'registers' else 1)
+        assert model.student['head'].mlp[0].in_features == width
+        views = batch()['inputs']  # with num_global=3 the teacher also sees a 16 px view
+        model.teacher_temp = 0.04
+        got = model(views, mode='loss')['loss']
+        want = plain(views, teacher_temp=0.04)
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    if embedding == 'registers':
+        with pytest.raises(ValueError, match="embedding='registers' reads forward_features"):
+            tiny_model(embedding=embedding, compile_backbone=True)
+
+
 def test_tensor_mode_gives_teacher_embeddings():
     model = tiny_model()
     model.teacher['backbone'].registers.data += 1.0  # teacher differs from student
@@ -189,24 +215,32 @@ def test_register_attention_monitor_logs_the_teachers_last_block(tmp_path):
     first, second = batch(), batch()
     for i, data in enumerate((first, second)):
         runner.iter = i
+        hook.before_train_iter(runner, i, data_batch=data)
+        if i == 0:  # the init is measured before the first step, on its first views
+            with torch.no_grad():
+                model.teacher['backbone'].blocks[0].attn.qkv.weight.mul_(2)  # "a step"
         hook.after_train_iter(runner, i, data_batch=data)
-    # measured at iteration 2 on the first batch's first two global crops, on the teacher
-    want = register_attention_profile(model.teacher['backbone'], [first['inputs'][0][:2]])
+    # measured at iteration 0 (the init) and 2, on the first batch's first two global crops,
+    # on the teacher
     record = json.loads((tmp_path / 'register_attention.json').read_text())
-    assert [r['iter'] for r in record] == [2]
-    assert len(record[0]['blocks']) == len(want)
-    for got_block, want_block in zip(record[0]['blocks'], want):
+    assert [r['iter'] for r in record] == [0, 2]
+    want = register_attention_profile(model.teacher['backbone'], [first['inputs'][0][:2]])
+    assert len(record[1]['blocks']) == len(want)
+    for got_block, want_block in zip(record[1]['blocks'], want):
         assert got_block == pytest.approx(want_block)
+    assert record[0]['blocks'] != record[1]['blocks']  # the init, before the "step"
     got = hub.get_scalar('train/register_compress_entropy').current()
     assert got == pytest.approx(want[-1]['compress_entropy'])
+    assert any('register attention at iter 0' in line for line in lines)
     assert any('register attention at iter 2' in line for line in lines)
     hook.after_train(runner)                   # runner.iter 1 != 2: measured again
-    assert len(json.loads((tmp_path / 'register_attention.json').read_text())) == 2
+    assert len(json.loads((tmp_path / 'register_attention.json').read_text())) == 3
     # a backbone without register attention is skipped, and says so
     vit = DINOPretrainer(dict(BACKBONE, num_registers=0, class_token=True, attn_mode='full'),
                          head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16))
     skipped = RegisterAttentionMonitorHook(interval=1)
     skipped.before_train(SimpleNamespace(model=vit, logger=logger))
+    skipped.before_train_iter(runner, 0, data_batch=first)
     skipped.after_train_iter(runner, 0, data_batch=first)
     assert skipped.images is None and 'skipped' in lines[-1]
 

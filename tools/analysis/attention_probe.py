@@ -2,10 +2,13 @@
 
     python tools/analysis/attention_probe.py CONFIG --data-root D [--iters N]
         [--split training] [--val-split validation] [--batch-size 64] [--lr 5e-4]
-        [--interval 100] [--seed 0] [--max-images M] [--out F.json] [--save-backbone B.pth]
+        [--interval 100] [--seed 0] [--embedding pooled|registers] [--max-images M]
+        [--out F.json] [--save-backbone B.pth]
 
-Builds CONFIG's backbone (random init, any project config; ``model.backbone.compress``
-chooses the compress step) and trains it briefly with cross-entropy on the image categories
+Builds CONFIG's backbone (random init, any project config; ``model.backbone.compress`` and
+``model.backbone.logits`` choose the compress step and the logits) and trains it briefly,
+with a linear classifier on its image embedding (``--embedding pooled``) or on every register
+(``--embedding registers``, RATS only), with cross-entropy on the image categories
 of D (``labels/*.txt``, as the synthetic generator writes), a signal strong enough to learn
 attention in minutes on a CPU, unlike DINO at this scale. Every ``--interval`` iterations it
 measures on ``--val-split``: accuracy, per block the register attention statistics
@@ -42,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument('--lr', type=float, default=5e-4)
     p.add_argument('--interval', type=int, default=100)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--embedding', default='pooled', choices=['pooled', 'registers'],
+                   help='what the classifier reads: the image embedding (register mean or '
+                        '[CLS]) or every register concatenated (RATS)')
     p.add_argument('--max-images', type=int, default=None, help='first images of each split')
     p.add_argument('--val-images', type=int, default=128, help='held-out images measured')
     p.add_argument('--out', default=None, help='JSON file for the figures')
@@ -53,7 +59,8 @@ def main(argv=None):
     """Train the probe, print a line per measurement, write the JSON."""
     args = parse_args(argv)
     settings = ProbeSettings(iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-                             interval=min(args.interval, args.iters), seed=args.seed)
+                             interval=min(args.interval, args.iters), seed=args.seed,
+                             embedding=args.embedding)
     kwargs = backbone_kwargs(args.config)
     torch.manual_seed(args.seed)
     model = RatsViT(**kwargs)
@@ -64,6 +71,7 @@ def main(argv=None):
     result = train_attention_probe(model, train, val, settings)
     result.update(config=args.config, data_root=args.data_root,
                   compress=kwargs.get('compress', 'attention'),
+                  logits=kwargs.get('logits', 'dot'), embedding=args.embedding,
                   attn_mode=kwargs.get('attn_mode', 'rats'),
                   attention_by_block=result['final'].get('attention_by_block'))
     if args.save_backbone:

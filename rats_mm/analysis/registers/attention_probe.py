@@ -4,13 +4,16 @@ DINO at demo scale does not move register attention off uniform, so a flat profi
 cannot tell "the registers cannot specialise" from "the signal is too weak to learn
 attention". This probe gives the backbone a signal that does learn attention within minutes
 on a CPU: plain cross-entropy on the image category, read by a linear layer from the image
-embedding (the register mean for RATS, the [CLS] token for a ViT). Every ``interval``
+embedding (the register mean for RATS, the [CLS] token for a ViT) or, with
+``embedding='registers'``, from every register concatenated (so the loss is no longer
+symmetric in the registers of a head). Every ``interval``
 iterations it measures, on held-out images, the accuracy, how many registers win patches,
 and, on the first batch of them, what the compress, communicate and broadcast steps do in
 every block (``registers.attention``: entropy, peak, how alike the compress maps of one
 head's registers are).
 
-Run it on any variant (``compress='attention'`` or ``'competition'``) with
+Run it on any variant (``compress='attention'`` or ``'competition'``, ``logits='dot'`` or
+``'cosine'``) with
 ``tools/analysis/attention_probe.py``; docs/parts.md ("Registers that merge") reads its
 figures.
 """
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...models.embedding import embed, embedding_dim
 from ..io import category_labels, image_files, prepare_image
 from .attention import register_attention_profile
 from .stats import registers_in_use
@@ -33,21 +37,26 @@ class ProbeSettings:
 
     Args:
         iters (int): Training iterations.
+        embedding (str): What the classifier reads (``rats_mm.models.embedding``):
+            ``'pooled'`` (the image embedding) or ``'registers'`` (every register, RATS only).
         batch_size (int): Images per iteration.
         lr (float): AdamW learning rate (constant after a linear warm-up of 10 %).
-        weight_decay (float): AdamW weight decay.
+        weight_decay (float): AdamW weight decay, on every parameter (the probe's own recipe,
+            unchanged since its first figures; on a cosine model's ``logit_scale`` it shrinks
+            the temperatures by about 2 % over 800 iterations at the default lr).
         interval (int): Measure every ``interval`` iterations (and at 0 and the end).
         seed (int): Seed of the model init, the batches and the flips.
     """
 
     def __init__(self, iters=800, batch_size=64, lr=5e-4, weight_decay=0.05, interval=100,
-                 seed=0):
+                 seed=0, embedding='pooled'):
         for name, value in (('iters', iters), ('batch_size', batch_size),
                             ('interval', interval)):
             if value < 1:
                 raise ValueError(f'{name}={value} must be >= 1')
         self.iters, self.batch_size, self.lr = iters, batch_size, lr
         self.weight_decay, self.interval, self.seed = weight_decay, interval, seed
+        self.embedding = embedding
 
     def to_dict(self):
         return dict(vars(self))
@@ -81,7 +90,7 @@ def labelled_images(data_root, split, size, patch_size, max_images=None):
 
 
 @torch.no_grad()
-def _measure(model, classifier, images, labels, batch_size):
+def _measure(model, classifier, images, labels, batch_size, embedding):
     """Accuracy and registers in use on every held-out image; register attention per block
     on the first ``batch_size`` of them."""
     model.eval()
@@ -89,7 +98,9 @@ def _measure(model, classifier, images, labels, batch_size):
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]
         out = model.forward_features(x)
-        correct += (classifier(out['x_norm_clstoken']).argmax(-1) ==
+        features = (out['x_norm_clstoken'] if embedding == 'pooled'
+                    else out['x_norm_regtokens'].flatten(1))                  # (B, D | N*D)
+        correct += (classifier(features).argmax(-1) ==
                     labels[start:start + batch_size]).sum().item()
         if model.num_registers:
             assignments.append(register_assignment(out['x_norm_patchtokens'],
@@ -135,7 +146,7 @@ def train_attention_probe(model, train, val, settings=None, log=print):
     val_images, val_labels = val
     num_classes = int(max(labels.max(), val_labels.max())) + 1
     generator = torch.Generator().manual_seed(settings.seed)
-    classifier = nn.Linear(model.embed_dim, num_classes)
+    classifier = nn.Linear(embedding_dim(model, settings.embedding), num_classes)
     params = list(model.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     warmup = max(1, settings.iters // 10)
@@ -147,14 +158,14 @@ def train_attention_probe(model, train, val, settings=None, log=print):
         if it % settings.interval == 0 or it == settings.iters:
             point = {'iter': it, 'loss': sum(losses) / len(losses) if losses else None,
                      **_measure(model, classifier, val_images, val_labels,
-                                settings.batch_size)}
+                                settings.batch_size, settings.embedding)}
             history.append(point)
             losses = []
             log(_describe(point))
         if it == settings.iters:
             break
         x, y = _batch(images, labels, generator, settings.batch_size)
-        loss = F.cross_entropy(classifier(model(x)), y)
+        loss = F.cross_entropy(classifier(embed(model, x, settings.embedding)), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
