@@ -1,16 +1,16 @@
-"""Emergence at GPU scale: DINO-train RATS, RATS with competition and a plain ViT for the
-same time each on one device and measure whether the registers become parts (docs/parts.md,
-"Emergence at GPU scale").
+"""Emergence at GPU scale: DINO-train RATS variants and a plain ViT for the same time each on
+one device and measure whether the registers become parts (docs/parts.md, "Emergence at GPU
+scale").
 
     python tools/science.py --minutes 7 --out work_dirs/science            # one GPU
     python tools/science.py --smoke --device cpu --out work_dirs/science_smoke
 
 Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
-DIR/backbone_rats.pth, DIR/backbone_rats_competition.pth, DIR/backbone_vit.pth (read by the
-analysis tools with configs/science/rats_science.py, rats_competition_science.py and
-vit_science.py), DIR/curves.png, DIR/views.png, DIR/parts.png, DIR/similarity.png,
-DIR/similarity_rats_competition.png and DIR/log.txt.
+DIR/backbone_<variant>.pth for each of --variants (rats, rats_competition, rats_cosine, vit;
+read by the analysis tools with configs/science/<variant>_science.py), DIR/curves.png,
+DIR/views.png, DIR/parts.png, DIR/similarity.png, DIR/similarity_<variant>.png and
+DIR/log.txt.
 """
 import argparse
 import sys
@@ -18,7 +18,7 @@ import sys
 import torch
 
 from rats_mm.science import run_science
-from rats_mm.science.run import VARIANTS
+from rats_mm.science.run import DEFAULT_VARIANTS, VARIANTS
 from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG
 
 
@@ -41,9 +41,10 @@ def parse_args(argv=None):
     parser.add_argument('--cache-dir', default=None,
                         help='where rendered data are kept (default data/science)')
     parser.add_argument('--variants', '--models', dest='variants',
-                        default=','.join(VARIANTS),
-                        help='comma-separated variants to train, each for an equal share of '
-                             f'--minutes (default: {",".join(VARIANTS)})')
+                        default=','.join(DEFAULT_VARIANTS),
+                        help=f'comma-separated variants to train (of {",".join(VARIANTS)}), '
+                             'each for an equal share of --minutes (default: '
+                             f'{",".join(DEFAULT_VARIANTS)})')
     parser.add_argument('--local-crops', type=int, default=None,
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],

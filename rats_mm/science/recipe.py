@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 
 from ..models import RatsViT
 from ..models.complexity import model_macs
+from ..models.embedding import embedding_dim
 from ..ssl.schedules import cosine_schedule
 
-__all__ = ['Recipe', 'backbone_config', 'plan_steps', 'step_settings', 'train_flops_per_image']
+__all__ = ['Recipe', 'backbone_config', 'head_embedding', 'plan_steps', 'step_settings',
+           'train_flops_per_image']
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATS_CONFIG = os.path.join(ROOT, 'configs', 'science', 'rats_science.py')
@@ -45,6 +47,12 @@ def backbone_config(path):
     except TypeError as e:
         raise ValueError(f'{path}: model.backbone is not RatsViT arguments: {e}') from None
     return backbone
+
+
+def head_embedding(model, recipe):
+    """What the DINO head of ``model`` reads under ``recipe``: ``recipe.embedding`` for a
+    RATS, the pooled [CLS] for a ViT (which has no register-only embedding)."""
+    return recipe.embedding if model.attn_mode == 'rats' else 'pooled'
 
 
 @dataclass
@@ -117,9 +125,7 @@ def train_flops_per_image(backbone_kwargs, recipe):
     """
     model = RatsViT(**backbone_kwargs)
     head = recipe.head
-    in_dim = model.embed_dim
-    if recipe.embedding == 'registers' and model.attn_mode == 'rats':
-        in_dim *= model.num_registers  # the head reads every register
+    in_dim = embedding_dim(model, head_embedding(model, recipe))
     head_macs = (in_dim * head['hidden_dim'] + head['hidden_dim'] ** 2
                  + head['hidden_dim'] * head['bottleneck_dim']
                  + head['bottleneck_dim'] * head['out_dim'])

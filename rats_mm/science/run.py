@@ -1,15 +1,15 @@
-"""The emergence run: RATS, RATS with competition in the compress step and a plain ViT
-trained with DINO for the same time each on the same device-resident data, measured as they train and evaluated for parts at the end
-(``tools/science.py``; docs/parts.md, "Emergence at GPU scale").
+"""The emergence run: RATS variants (the paper's, competition in the compress step, cosine
+logits) and a plain ViT trained with DINO for the same time each on the same device-resident
+data, measured as they train and evaluated for parts at the end (``tools/science.py``;
+docs/parts.md, "Emergence at GPU scale").
 
 Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
 a run killed at its time limit still leaves its figures), ``backbone_<variant>.pth`` for
-``rats``, ``rats_competition`` and ``vit`` (teacher backbones with their compress step
-recorded, written as soon as each model is trained; ``configs/science/`` describes them to
-the analysis tools), ``curves.png``,
+each trained variant (``rats``, ``rats_competition``, ``rats_cosine``, ``vit``: teacher
+backbones with their compress step and logits recorded, written as soon as each model is
+trained; ``configs/science/`` describes them to the analysis tools), ``curves.png``,
 ``views.png`` (sample multi-crop views), ``parts.png`` (part maps), ``similarity.png`` and
-``similarity_rats_competition.png`` (every register's similarity map on one scene) and
-``log.txt``.
+``similarity_<variant>.png`` (every register's similarity map on one scene) and ``log.txt``.
 """
 import json
 import math
@@ -33,8 +33,8 @@ from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
                      train_flops_per_image)
 from .train import train_model
 
-__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'PRESETS', 'demo_recipe', 'run_science',
-           'smoke_recipe']
+__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'DEFAULT_VARIANTS', 'PRESETS', 'VARIANTS',
+           'demo_recipe', 'run_science', 'smoke_recipe']
 
 ASSUMED_TFLOPS = 250.0  # the issue's sizing rate for one H200 (about 790 measured peak bf16)
 CONTRACT_KEYS = (
@@ -67,11 +67,17 @@ def demo_recipe():
 
 
 PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
-DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition', 'vit': 'ViT'}
-# The variants a run can train, in training order: their backbones are the RATS config, the
-# RATS config with compress='competition' (configs/science/rats_competition_science.py for the
-# default), and the ViT config.
-VARIANTS = ('rats', 'rats_competition', 'vit')
+DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition',
+                 'rats_cosine': 'RATS cosine', 'vit': 'ViT'}
+# The RATS variants: the RATS config with these register-attention options (for the default
+# config, configs/science/rats_competition_science.py and rats_cosine_science.py, which the
+# analysis tools read; a test keeps them equal).
+RATS_VARIANT_OPTIONS = {'rats': {}, 'rats_competition': {'compress': 'competition'},
+                        'rats_cosine': {'logits': 'cosine'}}
+# The variants a run can train, in training order (the RATS variants, then the ViT config),
+# and those it trains unless told otherwise.
+VARIANTS = (*RATS_VARIANT_OPTIONS, 'vit')
+DEFAULT_VARIANTS = ('rats', 'rats_competition', 'vit')
 
 
 class Run:
@@ -119,6 +125,9 @@ def _model_figures(name, result):
         tag = _suffix(name)
         out.update({k + tag: v for k, v in last.items() if k.startswith('register')})
         out['register_attention_by_block' + tag] = last['attention_by_block']
+        # step 0, before any training: was the symmetry of the registers broken at init?
+        out['register_attention_by_block_at_init' + tag] = \
+            result.history[0]['attention_by_block']
     return out
 
 
@@ -204,9 +213,10 @@ def _validation_images(root, count):
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
                 rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None,
-                variants=VARIANTS, overrides=None):
-    """Train RATS, RATS with competition and the plain ViT for an equal share of
-    ``minutes`` each, measure and evaluate them.
+                variants=DEFAULT_VARIANTS, overrides=None):
+    """Train the RATS variants (the paper's, competition in the compress step, cosine
+    logits) and the plain ViT for an equal share of ``minutes`` each, measure and evaluate
+    them.
 
     Args:
         out_dir (str): Output folder (see the module docstring).
@@ -222,8 +232,9 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         vit_config (str): Config of the ViT backbone.
         recipe (Recipe | None): Overrides the default recipe.
         max_steps (int | None): Cap on each model's steps.
-        variants (Sequence[str]): Which of ``VARIANTS`` to train (each gets an equal share
-            of ``minutes``; the evaluation skips what is not trained).
+        variants (Sequence[str]): Which of ``VARIANTS`` to train (default
+            ``DEFAULT_VARIANTS``; each gets an equal share of ``minutes``; the evaluation
+            skips what is not trained).
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
 
     Returns:
@@ -234,21 +245,24 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     recipe = _resolve_recipe(recipe, preset, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
-    configs = {'rats': backbone_config(rats_config), 'vit': backbone_config(vit_config)}
-    configs['rats_competition'] = {**configs['rats'], 'compress': 'competition'}
+    rats = backbone_config(rats_config)
+    configs = {name: {**rats, **options} for name, options in RATS_VARIANT_OPTIONS.items()}
+    configs['vit'] = backbone_config(vit_config)
     run.write(device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                       else f'cpu ({platform.processor() or platform.machine()}, '
                            f'{torch.get_num_threads()} threads)'),
               torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
               seconds_per_model=60.0 * minutes / len(variants), recipe=recipe.to_dict(),
-              configs={'rats': rats_config, 'rats_competition': f'{rats_config} with '
-                       "compress='competition'", 'vit': vit_config}, variants=variants)
+              configs={**{name: rats_config + ''.join(f' with {k}={v!r}' for k, v in o.items())
+                          for name, o in RATS_VARIANT_OPTIONS.items()}, 'vit': vit_config},
+              variants=variants)
     if device.type == 'cpu' and recipe.batch_size >= 256:
         run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
                 'seconds per step and plans few steps; --smoke or --preset demo are sized '
                 'for a CPU')
     cache_dir = cache_dir or os.path.join('data', 'science')
-    images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device, configs)
+    images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device,
+                                                   {k: configs[k] for k in variants})
     views = DeviceMultiCrop(**recipe.multicrop_kwargs())(
         images[:4], generator=torch.Generator(device=device).manual_seed(seed))
     render_views(views, run.path('views.png'))

@@ -17,7 +17,7 @@ from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
 from ..ssl.device_multicrop import DeviceMultiCrop
 from ..ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
 from .measure import measure_point
-from .recipe import plan_steps, step_settings
+from .recipe import head_embedding, plan_steps, step_settings
 
 __all__ = ['BatchSampler', 'TrainResult', 'train_model']
 
@@ -75,9 +75,8 @@ def _build(backbone_kwargs, recipe, device, seed):
     """The model, its optimizer and the device augmentation."""
     torch.manual_seed(seed)
     backbone = RatsViT(**backbone_kwargs)
-    embedding = recipe.embedding if backbone.attn_mode == 'rats' else 'pooled'
     dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
-                            embedding=embedding).to(device).train()
+                            embedding=head_embedding(backbone, recipe)).to(device).train()
     if recipe.compile:  # forward_features, which forward and both embeddings go through;
         for branch in (dist.student, dist.teacher):  # parameter names stay as they are
             backbone = branch['backbone']

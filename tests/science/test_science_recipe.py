@@ -18,12 +18,17 @@ from rats_mm.ssl.schedules import cosine_schedule
 def test_science_configs_are_the_models_the_analysis_tools_build():
     """The plain-Python read equals mmengine's (what part_eval.py uses), for both configs."""
     from rats_mm.runtime.backbones import backbone_kwargs
-    competition_config = RATS_CONFIG.replace('rats_science', 'rats_competition_science')
-    for path in (RATS_CONFIG, VIT_CONFIG, competition_config):
+    from rats_mm.science.run import RATS_VARIANT_OPTIONS
+    variant_configs = {name: RATS_CONFIG.replace('rats_science', f'{name}_science')
+                       for name in RATS_VARIANT_OPTIONS}
+    for path in (VIT_CONFIG, *variant_configs.values()):
         assert backbone_config(path) == backbone_kwargs(path)
     rats, vit = backbone_config(RATS_CONFIG), backbone_config(VIT_CONFIG)
-    # the competition config is the RATS one with the other compress step (what the run trains)
-    assert backbone_config(competition_config) == {**rats, 'compress': 'competition'}
+    # each variant's config is the RATS one with the variant's options (what the run trains)
+    assert RATS_VARIANT_OPTIONS['rats_competition'] == {'compress': 'competition'}
+    assert RATS_VARIANT_OPTIONS['rats_cosine'] == {'logits': 'cosine'}
+    for name, path in variant_configs.items():
+        assert backbone_config(path) == {**rats, **RATS_VARIANT_OPTIONS[name]}, name
     assert rats['attn_mode'] == 'rats' and rats['embed_dim'] >= 192
     assert vit['attn_mode'] == 'full' and vit['class_token'] and vit['num_registers'] == 0
     same = ('img_size', 'patch_size', 'embed_dim', 'depth', 'num_heads')

@@ -12,6 +12,7 @@ from rats_mm.science import CONTRACT_KEYS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLOCKED = ('mmengine', 'mmcv', 'mmseg', 'mmdet')
+ALL_VARIANTS = ('rats', 'rats_competition', 'rats_cosine', 'vit')
 # a module set to None in sys.modules raises ImportError on import
 RUN = ("import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
        "sys.argv = ['tools/science.py'] + {argv!r}; "
@@ -22,9 +23,10 @@ RUN = ("import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
 def smoke_run(tmp_path_factory):
     base = tmp_path_factory.mktemp('science')
     out, cache = str(base / 'run'), str(base / 'cache')
-    argv = ['--smoke', '--device', 'cpu', '--out', out, '--cache-dir', cache]
+    argv = ['--smoke', '--device', 'cpu', '--out', out, '--cache-dir', cache,
+            '--variants', ','.join(ALL_VARIANTS)]
     proc = subprocess.run([sys.executable, '-c', RUN.format(blocked=BLOCKED, argv=argv)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=400)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(os.path.join(out, 'summary.json')) as f:
         return out, cache, json.load(f), proc.stdout
@@ -35,8 +37,8 @@ def test_smoke_writes_every_contract_figure(smoke_run):
     missing = [k for k in CONTRACT_KEYS if summary.get(k) is None]
     assert not missing, missing
     assert summary['device'].startswith('cpu')
-    assert summary['variants'] == ['rats', 'rats_competition', 'vit']
-    for name in ('rats', 'rats_competition', 'vit'):
+    assert summary['variants'] == list(ALL_VARIANTS)
+    for name in ALL_VARIANTS:
         train = summary[f'train_{name}']
         assert summary[f'images_seen_{name}'] == train['steps'] * 16 > 0
         assert summary[f'images_per_second_{name}'] > 0
@@ -47,20 +49,29 @@ def test_smoke_writes_every_contract_figure(smoke_run):
     for key in ('part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
                 'part_miou_rats_scenes', 'part_miou_random_init_rats',
                 'part_miou_rats_competition', 'part_miou_rats_competition_broadcast',
-                'part_miou_rats_competition_scenes', 'part_miou_random_init_rats_competition'):
+                'part_miou_rats_competition_scenes', 'part_miou_random_init_rats_competition',
+                'part_miou_rats_cosine', 'part_miou_rats_cosine_broadcast',
+                'knn_top1_rats_cosine'):
         assert 0 < summary[key] < 1, key
-    # the competition arm is measured on its own: its registers' figures under its own name
-    assert -1 <= summary['register_within_head_similarity_rats_competition'] <= 1
-    assert len(summary['register_attention_by_block_rats_competition']) == 8
-    assert summary['register_attention_by_block_rats_competition'] != \
-        summary['register_attention_by_block']
+    # each arm is measured on its own: its registers' figures under its own name
+    for arm in ('rats_competition', 'rats_cosine'):
+        assert -1 <= summary[f'register_within_head_similarity_{arm}'] <= 1
+        assert len(summary[f'register_attention_by_block_{arm}']) == 8
+        assert summary[f'register_attention_by_block_{arm}'] != \
+            summary['register_attention_by_block']
+    assert 'logits' in summary['configs']['rats_cosine']
+    # step 0: the paper's compress is uniform at init, the cosine one is not
+    init = {arm: summary['register_attention_by_block_at_init' + tag][-1]['compress_entropy']
+            for arm, tag in (('rats', ''), ('rats_cosine', '_rats_cosine'))}
+    assert init['rats'] > 0.999 and init['rats_cosine'] < init['rats']
     assert 0 < summary['register_last_block_communicate_entropy'] <= 1.0 + 1e-6
     assert 0 < summary['registers_in_use'] <= 24
     assert len(summary['register_attention_by_block']) == 8
     assert 0 <= summary['corloc_rats_registers'] <= 1
     assert 0 <= summary['corloc_rats_competition_registers'] <= 1
     for name in ('curves.png', 'views.png', 'parts.png', 'similarity.png',
-                 'similarity_rats_competition.png', 'log.txt'):
+                 'similarity_rats_competition.png', 'similarity_rats_cosine.png', 'log.txt',
+                 'backbone_rats_cosine.pth'):
         assert os.path.isfile(os.path.join(out, name)), name
 
 
@@ -74,6 +85,7 @@ def test_smoke_pictures_are_drawn(smoke_run, drawn_colours):
     ('rats', 'rats_science.py', 'registers', 'part_miou_rats'),
     ('rats_competition', 'rats_competition_science.py', 'registers',
      'part_miou_rats_competition'),
+    ('rats_cosine', 'rats_cosine_science.py', 'registers', 'part_miou_rats_cosine'),
     ('vit', 'vit_science.py', 'kmeans', 'part_miou_vit_kmeans')])
 def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, method, key):
     """The exported teacher, read with configs/science/ by tools/analysis/part_eval.py,
@@ -95,9 +107,14 @@ def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, me
 def test_exported_backbone_is_a_plain_state_dict(smoke_run):
     competition = torch.load(os.path.join(smoke_run[0], 'backbone_rats_competition.pth'),
                              weights_only=True)
-    assert competition['meta'] == {'rats_mm_backbone': {'compress': 'competition'}}
+    assert competition['meta'] == {'rats_mm_backbone': {'compress': 'competition',
+                                                        'logits': 'dot'}}
+    cosine = torch.load(os.path.join(smoke_run[0], 'backbone_rats_cosine.pth'),
+                        weights_only=True)
+    assert cosine['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'cosine'}}
+    assert cosine['state_dict']['blocks.0.attn.logit_scale'].shape == (3, 3)
     saved = torch.load(os.path.join(smoke_run[0], 'backbone_rats.pth'), weights_only=True)
-    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention'}}
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}
     state = saved['state_dict']
     assert state['registers'].shape == (1, 24, 192)
     assert all(v.dtype == torch.float32 for v in state.values())
