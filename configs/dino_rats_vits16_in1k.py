@@ -58,6 +58,8 @@ custom_hooks = [
     dict(type='PlainCheckpointHook'),
     # are the registers reading different things yet? (1.0 = uniform; skipped for ViTs)
     dict(type='RegisterAttentionMonitorHook', interval=iters_per_epoch),
+    # what moves first if DINO goes wrong (docs/parts.md, "From symptom to cause")
+    dict(type='CollapseDiagnosticsHook', interval=iters_per_epoch),
     # k-NN of teacher and student: a labelled train subset as bank, ImageNet val as queries
     # (class sub-folders); every rank embeds its share with loader workers
     dict(type='KNNMonitorHook', interval=10 * iters_per_epoch, k=20, batch_size=256,

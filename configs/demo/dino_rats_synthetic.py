@@ -57,6 +57,8 @@ custom_hooks = [
     dict(type='CollapseMonitorHook', patience=100),
     dict(type='PlainCheckpointHook'),
     dict(type='RegisterAttentionMonitorHook', interval=100),  # skipped for the ViT
+    # what moves first if DINO goes wrong (docs/parts.md, "From symptom to cause")
+    dict(type='CollapseDiagnosticsHook', interval=100),
     dict(type='KNNMonitorHook', interval=100, k=20, batch_size=128,
          # data_root: the training dataset's
          bank=dict(type='ImageFolderDataset', ann_file='labels/training.txt',

@@ -147,10 +147,10 @@ class RegisterAttention(nn.Module):
         q, k, scale = self._operands(step, q, k)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=scale)
 
-    def _weights(self, step, q, k):
-        """``step``'s softmax weights over the keys, (B, H, m, l)."""
+    def _logits(self, step, q, k):
+        """``step``'s logits of the queries against the keys, (B, H, m, l)."""
         q, k, scale = self._operands(step, q, k)
-        return (torch.matmul(q, k.transpose(-2, -1)) * scale).softmax(dim=-1)
+        return torch.matmul(q, k.transpose(-2, -1)) * scale
 
     def _competition_weights(self, q_reg, k_pat):
         """Competition compress: (shares, weights), both (B, H, n, L).
@@ -197,11 +197,15 @@ class RegisterAttention(nn.Module):
         return self.proj_drop(torch.cat([out_reg, out_pat], dim=1))
 
     @torch.no_grad()
-    def step_weights(self, x):
+    def step_weights(self, x, internals=False):
         """Attention weights of the three steps (those the forward uses), for analysis.
 
         Args:
             x (Tensor): (B, N + L, D) tokens, as given to :meth:`forward`.
+            internals (bool): Also return what the weights are made of: ``<step>_logits``
+                (before the softmax; compress (B, H, n, L), communicate (B, H, n, n),
+                broadcast (B, H, L, n)), ``patch_values`` (B, H, L, d), ``compressed`` and
+                ``messages`` (B, H, n, d).
 
         Returns:
             dict: ``compress`` (B, H, n, L), each register's weights over the patches (the
@@ -210,7 +214,7 @@ class RegisterAttention(nn.Module):
             (summing to 1 over n) before the renormalisation;
             ``communicate`` (B, H, n, n), each register's weights over its head's registers;
             ``broadcast`` (B, H, L, n), each patch's weights over the head's registers. Every
-            row sums to 1.
+            row sums to 1. With ``internals``, the tensors listed there.
         """
         N = self.num_registers
         q_reg = self._register_queries(x[:, :N])                                 # (B, H, n, d)
@@ -219,13 +223,20 @@ class RegisterAttention(nn.Module):
         if self.compress == 'competition':
             out['compress_shares'], compress = self._competition_weights(q_reg, k_pat)
             compress = compress.to(v_pat.dtype)
-        else:
-            compress = self._weights('compress', q_reg, k_pat)                  # (B, H, n, L)
+        compress_logits = self._logits('compress', q_reg, k_pat)               # (B, H, n, L)
+        if self.compress == 'attention':
+            compress = compress_logits.softmax(dim=-1)
         compressed = compress @ v_pat                                            # (B, H, n, d)
-        communicate = self._weights('communicate', compressed, compressed)      # (B, H, n, n)
+        communicate_logits = self._logits('communicate', compressed, compressed)  # (B, H, n, n)
+        communicate = communicate_logits.softmax(dim=-1)
         messages = communicate @ compressed                                      # (B, H, n, d)
-        broadcast = self._weights('broadcast', q_pat, messages)                 # (B, H, L, n)
+        broadcast_logits = self._logits('broadcast', q_pat, messages)           # (B, H, L, n)
+        broadcast = broadcast_logits.softmax(dim=-1)
         out.update(compress=compress, communicate=communicate, broadcast=broadcast)
+        if internals:
+            out.update(compress_logits=compress_logits, communicate_logits=communicate_logits,
+                       broadcast_logits=broadcast_logits, patch_values=v_pat,
+                       compressed=compressed, messages=messages)
         return out
 
     def compress_weights(self, x):

@@ -5,13 +5,15 @@ imports it."""
 from ..runtime import PlainCheckpointHook
 from .data import (EvalTransform, ImageFolderDataset, MultiCropDataPreprocessor,
                    multicrop_collate)
+from .diagnostics import CollapseDiagnosticsHook
 from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,
                    DINOPretrainer, StudentOptimWrapperConstructor)
 from .hooks import (CollapseMonitorHook, DINOScheduleHook, KNNMonitorHook,
                     RegisterAttentionMonitorHook, ThroughputHook, knn_top1)
 
 __all__ = [
-    'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
+    'CollapseDiagnosticsHook', 'CollapseMonitorHook', 'DINOAmpOptimWrapper', 'DINODistributedDataParallel',
     'DINOOptimWrapper', 'DINOPretrainer', 'DINOScheduleHook', 'EvalTransform',
-    'ImageFolderDataset', 'KNNMonitorHook', 'MultiCropDataPreprocessor', 'PlainCheckpointHook', 'RegisterAttentionMonitorHook',
+    'ImageFolderDataset', 'KNNMonitorHook', 'MultiCropDataPreprocessor', 'PlainCheckpointHook',
+    'RegisterAttentionMonitorHook',
     'StudentOptimWrapperConstructor', 'ThroughputHook', 'knn_top1', 'multicrop_collate']

@@ -10,6 +10,7 @@ from ..models import RatsViT, compile_static, load_pretrained
 from ..models.embedding import embed, embedding_dim
 from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
                    clip_gradients_per_parameter, update_teacher)
+from ..ssl.diagnostics import grad_norm_by_group
 from ..ssl.distill import embed_views
 
 
@@ -37,8 +38,10 @@ class DINOPretrainer(BaseModel):
             (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
             crop size, no graph break).
         stats_interval (int): Iterations between the teacher-target diagnostics
-            (``teacher_entropy_ratio`` ...) in the logged scalars; ``DINOScheduleHook`` sets
-            it to the logger interval, so reading them costs no step a device sync.
+            (``teacher_entropy_ratio`` ...) and the gradient norm per parameter group
+            (``grad_norm_<group>``, ``rats_mm.ssl.diagnostics``) in the logged scalars;
+            ``DINOScheduleHook`` sets it to the logger interval, so reading them costs no
+            other step a device sync.
         embedding (str): What the heads read: ``'pooled'`` (the image embedding) or
             ``'registers'`` (every register concatenated, RATS only; not with
             ``compile_backbone``).
@@ -121,7 +124,7 @@ class DINOPretrainer(BaseModel):
         Returns:
             dict: Scalars to log.
         """
-        forward = forward or self
+        forward, grads = forward or self, None
         with optim_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = forward(data['inputs'], mode='loss')
@@ -132,6 +135,8 @@ class DINOPretrainer(BaseModel):
             if self.current_iter < self.freeze_last_layer_iters:
                 cancel_last_layer_gradients(self.student['head'])
             optim_wrapper.step()
+            if (self.current_iter + 1) % self.stats_interval == 0:  # the step's gradients
+                grads = grad_norm_by_group(self.student)            # (clipped), before zero_grad
             optim_wrapper.zero_grad()
             update_teacher(self.student, self.teacher, self.teacher_momentum)
         if not finite:  # mmengine reads the loss back after every step anyway
@@ -145,6 +150,7 @@ class DINOPretrainer(BaseModel):
                         skipped_images=self.skipped_images)
         if (self.current_iter + 1) % self.stats_interval == 0:
             log_vars.update({f'teacher_{k}': v for k, v in self.criterion.last_stats.items()})
+            log_vars.update({f'grad_norm_{k}': v for k, v in (grads or {}).items()})
         return log_vars
 
     def val_step(self, data):

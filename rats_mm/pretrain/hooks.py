@@ -20,6 +20,14 @@ def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
 
 
+def first_global_views(runner, data_batch, num_images):
+    """The first ``num_images`` global crops of ``data_batch`` as the model sees them
+    (normalised on the CPU), for monitors that measure a fixed batch all run long."""
+    crops = data_batch['inputs'][0][:num_images]                          # (b, 3, s, s)
+    crops = _unwrap(runner.model).data_preprocessor({'inputs': crops}, False)['inputs']
+    return crops.detach().cpu().clone()
+
+
 def _append_record(path, record):
     """Append ``record`` to the JSON list in ``path`` (created if absent)."""
     history = []
@@ -319,9 +327,7 @@ class RegisterAttentionMonitorHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if not self.enabled or self.images is not None:
             return
-        crops = data_batch['inputs'][0][:self.num_images]  # the first global views (b, 3, s, s)
-        crops = _unwrap(runner.model).data_preprocessor({'inputs': crops}, False)['inputs']
-        self.images = crops.detach().cpu().clone()         # as the model sees them
+        self.images = first_global_views(runner, data_batch, self.num_images)
         if runner.iter == 0:  # the init, before any step (not on a resumed run)
             self.measure(runner, 0)
 

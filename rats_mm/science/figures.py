@@ -23,6 +23,10 @@ CURVE_PANELS = (
      'entropy / ln(size)'),
     ('registers of one head', ('register_last_block_compress_map_similarity',
                                'register_within_head_similarity'), 'cosine'),
+    ('teacher embeddings of different images', ('embedding_cosine',), 'mean cosine'),
+    ('last block: registers / [CLS] stream, values', ('stream_norm_last_block',
+                                                      'value_norm_last_block'), 'norm'),
+    ('last block: largest attention logit', ('max_logit_last_block',), 'logit'),
 )
 
 
@@ -43,11 +47,14 @@ def render_curves(histories, path):
     Returns:
         str: ``path``.
     """
-    fig = _figure(4.2 * len(CURVE_PANELS), 3.4)
+    cols = 4
+    rows = -(-len(CURVE_PANELS) // cols)
+    fig = _figure(4.2 * cols, 3.4 * rows)
     styles = ('-', '--', ':')
     for col, (title, keys, ylabel) in enumerate(CURVE_PANELS):
-        ax = fig.add_subplot(1, len(CURVE_PANELS), col + 1)
-        for colour, (name, points) in zip(('C0', 'C1', 'C2'), histories.items()):
+        ax = fig.add_subplot(rows, cols, col + 1)
+        for i, (name, points) in enumerate(histories.items()):
+            colour = f'C{i}'
             for style, key in zip(styles, keys):
                 xy = [(p['images_seen'], p[key]) for p in points
                       if p.get(key) is not None]

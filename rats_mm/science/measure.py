@@ -9,9 +9,11 @@ from ..analysis.probes.classifiers import contiguous_labels
 from ..analysis.registers.attention import register_attention_profile
 from ..analysis.registers.stats import register_similarity, registers_in_use
 from ..analysis.parts.segment import register_assignment
+from ..ssl.diagnostics import training_diagnostics
 from ..ssl.knn import knn_accuracy
 
-__all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']
+__all__ = ['KNNSet', 'collapse_figures', 'embed', 'eval_views', 'measure_point', 'normalise',
+           'register_figures']
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, torchvision's grayscale
 
@@ -114,19 +116,45 @@ def register_figures(backbone, images):
     return figures
 
 
-def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None):
+def collapse_figures(dist, optimizer, images):
+    """The collapse diagnostics (``rats_mm.ssl.diagnostics``) of a model in training, in
+    float32, plus the last block's stream norm, value norm and largest logit as scalars for
+    the curves.
+
+    Args:
+        dist (DINODistillation): The model, its gradients those of the last step.
+        optimizer (torch.optim.Optimizer | None): Its AdamW.
+        images (Tensor): (B, 3, H, W) uint8 images of a fixed batch.
+
+    Returns:
+        dict: ``training_diagnostics``'s keys, ``stream_norm_last_block``,
+        ``value_norm_last_block``, ``max_logit_last_block``.
+    """
+    teacher = dist.teacher['backbone']
+    out = training_diagnostics(teacher, dist.student, optimizer, dist.criterion,
+                               normalise(images), teacher)
+    stream = out.get('register_stream_norm', out.get('cls_stream_norm'))
+    out.update(stream_norm_last_block=stream[-1], value_norm_last_block=out['value_norm'][-1],
+               max_logit_last_block=max(v[-1] for v in out['max_logit'].values()))
+    return out
+
+
+def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, optimizer=None):
     """One measurement of a model in training (teacher and student put back in their modes).
 
     Args:
         dist (DINODistillation): The model.
         knn (KNNSet): k-NN data on the device.
-        attention_images (Tensor | None): uint8 images for the register figures (RATS).
+        attention_images (Tensor | None): uint8 images for the register figures (RATS) and
+            the collapse diagnostics (every model).
         recipe (Recipe): Crop size and photometrics of the evaluation view.
         autocast_dtype (torch.dtype | None): Mixed precision of the embeddings.
+        optimizer (torch.optim.Optimizer | None): The student's, for the update ratios.
 
     Returns:
         dict: ``knn_top1`` (teacher), ``knn_top1_student``, the teacher entropies of the last
-        batch (when one was trained) and the register figures (RATS).
+        batch (when one was trained), the collapse diagnostics (:func:`collapse_figures`) and
+        the register figures (RATS).
     """
     size, gray = recipe.global_crop_size, recipe.augmentation.get('grayscale_p', 0) >= 1
     teacher, student = dist.teacher['backbone'], dist.student['backbone']
@@ -141,6 +169,8 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None):
     if stats:
         point.update(teacher_entropy_ratio=stats['entropy_ratio'],
                      teacher_batch_entropy_ratio=stats['batch_entropy_ratio'])
+    if attention_images is not None:
+        point.update(collapse_figures(dist, optimizer, attention_images))
     if attention_images is not None and getattr(teacher, 'attn_mode', None) == 'rats':
         point.update(register_figures(teacher, attention_images))
     return point

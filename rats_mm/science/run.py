@@ -68,12 +68,15 @@ def demo_recipe():
 
 PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
 DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition',
-                 'rats_cosine': 'RATS cosine', 'vit': 'ViT'}
+                 'rats_cosine': 'RATS cosine', 'rats_competition_cosine': 'RATS comp. + cosine',
+                 'vit': 'ViT'}
 # The RATS variants: the RATS config with these register-attention options (for the default
-# config, configs/science/rats_competition_science.py and rats_cosine_science.py, which the
-# analysis tools read; a test keeps them equal).
+# config, configs/science/<variant>_science.py, which the analysis tools read; a test keeps
+# them equal).
 RATS_VARIANT_OPTIONS = {'rats': {}, 'rats_competition': {'compress': 'competition'},
-                        'rats_cosine': {'logits': 'cosine'}}
+                        'rats_cosine': {'logits': 'cosine'},
+                        'rats_competition_cosine': {'compress': 'competition',
+                                                    'logits': 'cosine'}}
 # The variants a run can train, in training order (the RATS variants, then the ViT config),
 # and those it trains unless told otherwise.
 VARIANTS = (*RATS_VARIANT_OPTIONS, 'vit')

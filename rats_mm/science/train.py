@@ -187,7 +187,8 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
         backbone_kwargs (dict): ``RatsViT`` arguments.
         images (Tensor): (M, 3, S, S) uint8 training images on ``device``.
         knn (KNNSet): k-NN data on the device.
-        attention_images (Tensor): uint8 images for the register figures.
+        attention_images (Tensor): uint8 images for the register figures and the collapse
+            diagnostics.
         recipe (Recipe): The recipe.
         seconds (float): Time budget.
         device (torch.device): Where it runs.
@@ -209,7 +210,7 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
         return aug(images[sampler.next()], generator=gen)
 
     def measure():
-        return measure_point(dist, knn, attention_images, recipe, autocast_dtype)
+        return measure_point(dist, knn, attention_images, recipe, autocast_dtype, optimizer)
 
     trainer = _Trainer(name, dist, optimizer, draw, measure, recipe, device, autocast_dtype,
                        on_point, log)

@@ -358,3 +358,42 @@ def test_compiled_backbones_equal_eager_without_graph_breaks():
     for size in (32, 16):
         explanation = dynamo.explain(backbone)(torch.randn(2, 3, size, size))
         assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_collapse_diagnostics_hook_measures_the_init_and_the_run(tmp_path):
+    """The diagnostics hook measures the teacher before the first step and at its interval
+    (the update ratios only once AdamW has stepped), and the model logs the gradient norm of
+    every parameter group at its stats interval."""
+    import json
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from rats_mm.pretrain.diagnostics import CollapseDiagnosticsHook
+    from rats_mm.ssl.diagnostics import embedding_cosine
+    model = tiny_model(stats_interval=2)
+    model.init_weights()
+    wrapper = optim(model)
+    lines = []
+    runner = SimpleNamespace(model=model, iter=0, rank=0, work_dir=str(tmp_path),
+                             logger=SimpleNamespace(info=lines.append), optim_wrapper=wrapper,
+                             message_hub=MessageHub.get_instance('diagnostics_test'))
+    hook = CollapseDiagnosticsHook(interval=2, num_images=3)
+    logs = []
+    first = batch()
+    for i in range(2):
+        runner.iter = i
+        model.current_iter = i
+        hook.before_train_iter(runner, i, data_batch=first)
+        logs.append(model.train_step(first, wrapper))
+        hook.after_train_iter(runner, i, data_batch=first)
+    record = json.loads((tmp_path / 'diagnostics.json').read_text())
+    assert [r['iter'] for r in record] == [0, 2]
+    assert record[0]['update_ratio_by_group'] == {}
+    assert set(record[1]['update_ratio_by_group']) >= {'qkv', 'mlp', 'head'}
+    with torch.no_grad():
+        want = embedding_cosine(model.teacher['backbone'](first['inputs'][0][:3]))
+    assert record[1]['embedding_cosine'] == pytest.approx(want, abs=1e-6)
+    assert len(record[1]['register_stream_norm']) == 1  # one block
+    assert 'grad_norm_qkv' not in logs[0] and logs[1]['grad_norm_qkv'] > 0
+    assert any('collapse diagnostics at iter 0' in line for line in lines)

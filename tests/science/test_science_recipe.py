@@ -27,6 +27,7 @@ def test_science_configs_are_the_models_the_analysis_tools_build():
     # each variant's config is the RATS one with the variant's options (what the run trains)
     assert RATS_VARIANT_OPTIONS['rats_competition'] == {'compress': 'competition'}
     assert RATS_VARIANT_OPTIONS['rats_cosine'] == {'logits': 'cosine'}
+    assert len(RATS_VARIANT_OPTIONS) == 4
     for name, path in variant_configs.items():
         assert backbone_config(path) == {**rats, **RATS_VARIANT_OPTIONS[name]}, name
     assert rats['attn_mode'] == 'rats' and rats['embed_dim'] >= 192

@@ -46,6 +46,15 @@ def test_smoke_writes_every_contract_figure(smoke_run):
         history = summary['history'][name]
         assert history[0]['step'] == 0 and history[-1]['step'] == train['steps']
         assert all('loss' in p for p in history[1:])
+        # the collapse diagnostics at every point after step 0
+        stream = 'cls_stream_norm' if name == 'vit' else 'register_stream_norm'
+        for point in history[1:]:
+            assert -1 <= point['embedding_cosine'] <= 1
+            assert len(point[stream]) == len(point['value_norm']) == 8
+            assert set(point['grad_norm_by_group']) >= {'patch_embed', 'registers', 'qkv',
+                                                        'proj', 'mlp', 'head'}
+            assert all(v > 0 for v in point['update_ratio_by_group'].values())
+            assert point['centre_norm'] > 0
     for key in ('part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
                 'part_miou_rats_scenes', 'part_miou_random_init_rats',
                 'part_miou_rats_competition', 'part_miou_rats_competition_broadcast',
