@@ -22,7 +22,7 @@ from dataclasses import replace
 import torch
 
 from ..models import RatsViT
-from ..models.weights import backbone_options, save_backbone
+from ..models.weights import atomic_write, backbone_options, save_backbone
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
 from .evaluate import (evaluate_corloc, evaluate_part_maps, evaluate_parts_all,
@@ -90,7 +90,6 @@ class Run:
         os.makedirs(out_dir, exist_ok=True)
         self.out_dir = out_dir
         self.summary = dict.fromkeys(CONTRACT_KEYS)
-        self.log_file = open(os.path.join(out_dir, 'log.txt'), 'a')
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -98,16 +97,14 @@ class Run:
     def log(self, message):
         line = f'[{time.strftime("%H:%M:%S")}] {message}'
         print(line, flush=True)
-        self.log_file.write(line + '\n')
-        self.log_file.flush()
+        with open(self.path('log.txt'), 'a') as f:  # a few lines a minute: no file kept open
+            f.write(line + '\n')
 
     def write(self, **figures):
         """Update the summary and rewrite summary.json atomically."""
         self.summary.update(figures)
-        tmp = self.path('summary.json.tmp')
-        with open(tmp, 'w') as f:
-            json.dump(_finite(self.summary), f, indent=1, default=float, allow_nan=False)
-        os.replace(tmp, self.path('summary.json'))
+        text = json.dumps(_finite(self.summary), indent=1, default=float, allow_nan=False)
+        atomic_write(self.path('summary.json'), lambda f: f.write(text.encode()))
 
 
 def _model_figures(name, result):

@@ -59,16 +59,24 @@ def _sync(device):
 
 def _probe(dist, optimizer, draw, device, autocast_dtype):
     """Seconds per step, timed on real batches with a zero learning rate and a frozen
-    teacher (nothing learns; the optimizer's moments are reset afterwards)."""
+    teacher. Nothing learns: student and teacher keep their weights, and the DINO centre,
+    the loss's last targets, the gradients and the optimizer's state are put back as they
+    were (the probe's batches would otherwise have moved the centre before step 0)."""
     frozen = StepSettings(lr=0.0, weight_decay=0.0, momentum=1.0, teacher_temp=0.04)
+    criterion = {k: v.clone() for k, v in dist.criterion.state_dict().items()}
+    last_targets = dist.criterion._last_targets
     for i in range(PROBE_WARMUP + PROBE_STEPS):
         if i == PROBE_WARMUP:
             _sync(device)
             start = time.perf_counter()
         train_step(dist, optimizer, draw(), frozen, autocast_dtype)
     _sync(device)
+    seconds = (time.perf_counter() - start) / PROBE_STEPS
     optimizer.state.clear()
-    return (time.perf_counter() - start) / PROBE_STEPS
+    optimizer.zero_grad(set_to_none=True)
+    dist.criterion.load_state_dict(criterion)
+    dist.criterion._last_targets = last_targets
+    return seconds
 
 
 def _build(backbone_kwargs, recipe, device, seed):

@@ -92,7 +92,7 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     out = tmp_path / 'backbone.pth'
     run([sys.executable, 'tools/export_backbone.py', str(final), str(out)])
     saved = torch.load(out, weights_only=True)
-    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention'}}  # from the run's cfg
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}  # cfg
     weights = saved['state_dict']
     model = RatsViT(**BACKBONE)
     model.load_state_dict(weights, strict=True)

@@ -92,3 +92,26 @@ def test_step_settings_follow_dino_schedules():
     assert last['weight_decay'] == pytest.approx(0.4, 1e-4)
     frozen = [step_settings(s, total, recipe)['freeze_last_layer'] for s in range(20)]
     assert frozen == [True] * math.ceil(0.01 * total) + [False] * (20 - 10)
+
+
+def test_timing_probe_leaves_the_model_as_it_found_it():
+    """The step timing probe runs real steps, but afterwards student, teacher, the DINO
+    centre, the gradients and the optimizer are as before it (its batches used to move the
+    centre to most of their mean before step 0)."""
+    from rats_mm.science.train import _probe
+    torch.manual_seed(0)
+    backbone = RatsViT(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2,
+                       num_registers=2)
+    dist = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
+    optimizer = torch.optim.AdamW(dist.student.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in dist.state_dict().items()}
+
+    def draw():
+        return [torch.randn(4, 3, 16, 16) + 3.0, torch.randn(4, 3, 16, 16) + 3.0]
+    assert _probe(dist, optimizer, draw, torch.device('cpu'), None) > 0
+    after = dist.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    assert not dist.criterion.last_stats  # no targets of the probe left to report
+    assert not optimizer.state
+    assert all(p.grad is None for p in dist.student.parameters())
