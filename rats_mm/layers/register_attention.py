@@ -223,7 +223,8 @@ class RegisterAttention(nn.Module):
         if self.compress == 'competition':
             out['compress_shares'], compress = self._competition_weights(q_reg, k_pat)
             compress = compress.to(v_pat.dtype)
-        compress_logits = self._logits('compress', q_reg, k_pat)               # (B, H, n, L)
+        if self.compress == 'attention' or internals:  # competition's are inside its weights
+            compress_logits = self._logits('compress', q_reg, k_pat)           # (B, H, n, L)
         if self.compress == 'attention':
             compress = compress_logits.softmax(dim=-1)
         compressed = compress @ v_pat                                            # (B, H, n, d)

@@ -50,10 +50,6 @@ class CollapseDiagnosticsHook(Hook):
         figures = training_diagnostics(teacher, model.student,
                                        getattr(optim_wrapper, 'optimizer', None),
                                        model.criterion, images, teacher)
-        stream = figures.get('register_stream_norm', figures.get('cls_stream_norm'))
-        figures.update(stream_norm_last_block=stream[-1],
-                       value_norm_last_block=figures['value_norm'][-1],
-                       max_logit_last_block=max(v[-1] for v in figures['max_logit'].values()))
         for name in LOGGED:
             if figures.get(name) is not None:
                 runner.message_hub.update_scalar(f'train/{name}', figures[name])

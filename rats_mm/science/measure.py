@@ -12,8 +12,7 @@ from ..analysis.parts.segment import register_assignment
 from ..ssl.diagnostics import training_diagnostics
 from ..ssl.knn import knn_accuracy
 
-__all__ = ['KNNSet', 'collapse_figures', 'embed', 'eval_views', 'measure_point', 'normalise',
-           'register_figures']
+__all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, torchvision's grayscale
 
@@ -116,29 +115,6 @@ def register_figures(backbone, images):
     return figures
 
 
-def collapse_figures(dist, optimizer, images):
-    """The collapse diagnostics (``rats_mm.ssl.diagnostics``) of a model in training, in
-    float32, plus the last block's stream norm, value norm and largest logit as scalars for
-    the curves.
-
-    Args:
-        dist (DINODistillation): The model, its gradients those of the last step.
-        optimizer (torch.optim.Optimizer | None): Its AdamW.
-        images (Tensor): (B, 3, H, W) uint8 images of a fixed batch.
-
-    Returns:
-        dict: ``training_diagnostics``'s keys, ``stream_norm_last_block``,
-        ``value_norm_last_block``, ``max_logit_last_block``.
-    """
-    teacher = dist.teacher['backbone']
-    out = training_diagnostics(teacher, dist.student, optimizer, dist.criterion,
-                               normalise(images), teacher)
-    stream = out.get('register_stream_norm', out.get('cls_stream_norm'))
-    out.update(stream_norm_last_block=stream[-1], value_norm_last_block=out['value_norm'][-1],
-               max_logit_last_block=max(v[-1] for v in out['max_logit'].values()))
-    return out
-
-
 def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, optimizer=None):
     """One measurement of a model in training (teacher and student put back in their modes).
 
@@ -153,7 +129,8 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, opti
 
     Returns:
         dict: ``knn_top1`` (teacher), ``knn_top1_student``, the teacher entropies of the last
-        batch (when one was trained), the collapse diagnostics (:func:`collapse_figures`) and
+        batch (when one was trained), the collapse diagnostics
+        (``rats_mm.ssl.diagnostics.training_diagnostics``) and
         the register figures (RATS).
     """
     size, gray = recipe.global_crop_size, recipe.augmentation.get('grayscale_p', 0) >= 1
@@ -170,7 +147,8 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, opti
         point.update(teacher_entropy_ratio=stats['entropy_ratio'],
                      teacher_batch_entropy_ratio=stats['batch_entropy_ratio'])
     if attention_images is not None:
-        point.update(collapse_figures(dist, optimizer, attention_images))
+        point.update(training_diagnostics(teacher, dist.student, optimizer, dist.criterion,
+                                          normalise(attention_images), teacher))  # float32
     if attention_images is not None and getattr(teacher, 'attn_mode', None) == 'rats':
         point.update(register_figures(teacher, attention_images))
     return point

@@ -178,7 +178,9 @@ def training_diagnostics(teacher, student, optimizer, criterion, images, embed):
 
     Returns:
         dict: ``embedding_cosine``, the :func:`backbone_diagnostics` keys,
-        ``grad_norm_by_group``, ``update_ratio_by_group``, ``centre_norm``.
+        ``grad_norm_by_group``, ``update_ratio_by_group``, ``centre_norm``, and the last
+        block's figures as scalars (``stream_norm_last_block``, ``value_norm_last_block``,
+        ``max_logit_last_block``: the largest logit of any step) for curves and logs.
     """
     with torch.no_grad():
         out = {'embedding_cosine': embedding_cosine(embed(images))}
@@ -189,4 +191,7 @@ def training_diagnostics(teacher, student, optimizer, criterion, images, embed):
     center = getattr(criterion, 'center', None)
     if center is not None:
         out['centre_norm'] = center.float().norm().item()
+    stream = out.get('register_stream_norm', out.get('cls_stream_norm'))
+    out.update(stream_norm_last_block=stream[-1], value_norm_last_block=out['value_norm'][-1],
+               max_logit_last_block=max(v[-1] for v in out['max_logit'].values()))
     return out

@@ -148,3 +148,5 @@ def test_training_diagnostics_of_a_distillation_step():
     assert set(out['grad_norm_by_group']) >= {'qkv', 'proj', 'mlp', 'head', 'registers'}
     assert all(v > 0 for v in out['update_ratio_by_group'].values())
     assert out['centre_norm'] == pytest.approx(dist.criterion.center.norm().item())
+    assert out['stream_norm_last_block'] == out['register_stream_norm'][-1]
+    assert out['max_logit_last_block'] == max(v[-1] for v in out['max_logit'].values())
