@@ -4,6 +4,7 @@ scale").
 
     python tools/science.py --minutes 7 --out work_dirs/science            # one GPU
     python tools/science.py --smoke --device cpu --out work_dirs/science_smoke
+    python tools/science.py --preset testbed --device cpu --out work_dirs/testbed  # 2 cores
 
 Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
@@ -13,38 +14,45 @@ DIR/views.png, DIR/parts.png, DIR/similarity.png, DIR/similarity_<variant>.png a
 DIR/log.txt.
 """
 import argparse
+import ast
 import sys
+from dataclasses import fields
 
 import torch
 
 from rats_mm.science import run_science
-from rats_mm.science.run import DEFAULT_VARIANTS, VARIANTS
-from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG
+from rats_mm.science.run import DEFAULT_VARIANTS, PRESET_DEFAULTS, PRESETS, VARIANTS
+from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG, Recipe
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--minutes', type=float, default=None,
-                        help='training time of all variants together (default 7; smoke 0.5)')
+                        help='training time of all variants together (default 7; smoke 0.5; '
+                             'testbed 26)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         choices=['cuda', 'cpu'])
     parser.add_argument('--smoke', action='store_true',
                         help='tiny data, batch and evaluation: every stage in seconds '
                              '(same as --preset smoke)')
-    parser.add_argument('--preset', default='gpu', choices=['gpu', 'smoke', 'demo'],
-                        help="recipe: the GPU run's, the smoke test's, or make demo's "
-                             'pretraining recipe (docs/parts.md)')
-    parser.add_argument('--rats-config', default=RATS_CONFIG, help='RATS backbone config')
-    parser.add_argument('--vit-config', default=VIT_CONFIG, help='ViT backbone config')
+    parser.add_argument('--preset', default='gpu', choices=sorted(PRESETS),
+                        help="recipe: the GPU run's, the smoke test's, make demo's "
+                             "pretraining recipe, or the testbed's (the GPU run's recipe on "
+                             'demo-sized models, sized for two CPU cores; docs/parts.md)')
+    parser.add_argument('--rats-config', default=None,
+                        help="RATS backbone config (default: the preset's, else "
+                             f'{RATS_CONFIG})')
+    parser.add_argument('--vit-config', default=None,
+                        help=f"ViT backbone config (default: the preset's, else {VIT_CONFIG})")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cache-dir', default=None,
                         help='where rendered data are kept (default data/science)')
     parser.add_argument('--variants', '--models', dest='variants',
-                        default=','.join(DEFAULT_VARIANTS),
+                        default=None,
                         help=f'comma-separated variants to train (of {",".join(VARIANTS)}), '
                              'each for an equal share of --minutes (default: '
-                             f'{",".join(DEFAULT_VARIANTS)})')
+                             f'{",".join(DEFAULT_VARIANTS)}; testbed rats,vit)')
     parser.add_argument('--local-crops', type=int, default=None,
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
@@ -63,14 +71,53 @@ def parse_args(argv=None):
                         help="rendered training images (default: the preset's)")
     parser.add_argument('--max-steps', type=int, default=None,
                         help='cap on each model\'s training steps')
+    parser.add_argument('--set', dest='recipe_set', action='append', default=[],
+                        metavar='FIELD=VALUE',
+                        help='any other recipe field, VALUE a Python literal (repeatable): '
+                             "e.g. --set teacher_temp=0.02 --set warmup_fraction=0.3")
+    parser.add_argument('--backbone', dest='backbone_set', action='append', default=[],
+                        metavar='KEY=VALUE',
+                        help='RatsViT argument set in every model (repeatable): e.g. '
+                             '--backbone init_values=1e-5 (LayerScale)')
     args = parser.parse_args(argv)
     if args.smoke:
         args.preset = 'smoke'
+    defaults = PRESET_DEFAULTS.get(args.preset, {})
     if args.minutes is None:
-        args.minutes = 0.5 if args.smoke else 7.0
+        args.minutes = defaults.get('minutes', 0.5 if args.smoke else 7.0)
     if args.minutes <= 0:
         parser.error(f'--minutes must be > 0, got {args.minutes}')
+    args.rats_config = args.rats_config or defaults.get('rats_config', RATS_CONFIG)
+    args.vit_config = args.vit_config or defaults.get('vit_config', VIT_CONFIG)
+    args.variants = args.variants or ','.join(defaults.get('variants', DEFAULT_VARIANTS))
+    try:
+        args.recipe_set = assignments(args.recipe_set, {f.name for f in fields(Recipe)})
+        args.backbone_set = assignments(args.backbone_set)
+    except ValueError as e:
+        parser.error(str(e))
     return args
+
+
+def assignments(items, allowed=None):
+    """``['a=1', "b='x'"]`` as ``{'a': 1, 'b': 'x'}`` (values Python literals; a bare word
+    is a string); names outside ``allowed`` (when given) are an error."""
+    out = {}
+    for item in items:
+        name, sep, text = item.partition('=')
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f'{item!r} is not NAME=VALUE')
+        if allowed is not None and name not in allowed:
+            raise ValueError(f'{name!r} is not a recipe field (one of {", ".join(sorted(allowed))})')
+        text = text.strip()
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            if not text.isidentifier():
+                raise ValueError(f'{item!r}: {text!r} is not a Python literal (write a dict '
+                                 "as {'key': value}, a tuple as (a, b))") from None
+            out[name] = text
+    return out
 
 
 def overrides(args):
@@ -79,8 +126,9 @@ def overrides(args):
              'batch_size': 'batch_size', 'base_lr': 'base_lr',
              'num_train_images': 'num_train_images', 'embedding': 'embedding',
              'compile': 'compile'}
-    return {field: getattr(args, arg) for arg, field in names.items()
-            if getattr(args, arg) is not None}
+    named = {field: getattr(args, arg) for arg, field in names.items()
+             if getattr(args, arg) is not None}
+    return {**args.recipe_set, **named}
 
 
 def main(argv=None):
@@ -88,6 +136,7 @@ def main(argv=None):
     run_science(args.out, args.minutes, device=args.device, preset=args.preset, seed=args.seed,
                 cache_dir=args.cache_dir, rats_config=args.rats_config,
                 vit_config=args.vit_config, max_steps=args.max_steps,
+                backbone_overrides=args.backbone_set,
                 variants=[v.strip() for v in args.variants.split(',') if v.strip()],
                 overrides=overrides(args))
     return 0

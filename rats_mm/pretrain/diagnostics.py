@@ -11,7 +11,7 @@ from .hooks import _append_record, _unwrap, first_global_views
 
 # The scalars logged (besides the model's own ``grad_norm_<group>``, read inside its step).
 LOGGED = ('embedding_cosine', 'stream_norm_last_block', 'value_norm_last_block',
-          'max_logit_last_block', 'centre_norm')
+          'max_logit_last_block', 'centre_norm', 'register_within_head_similarity')
 
 
 @HOOKS.register_module()
@@ -23,7 +23,8 @@ class CollapseDiagnosticsHook(Hook):
     embeddings of different images, per block the registers' (or [CLS]'s) residual-stream
     norm, the value and message norms and the largest attention logit of each step, the
     update / weight ratio of AdamW's last step per parameter group, and the DINO centre's
-    norm. The last block's figures and the embedding cosine go to the scalars
+    norm, and for a RATS the within-head similarity of its final registers. The last block's
+    figures and the embedding cosine go to the scalars
     (``train/<name>``), everything to ``work_dir/diagnostics.json``. The gradient norm per
     group is read by ``DINOPretrainer`` itself after its step (the optimizer wrapper clears
     the gradients before any hook runs) and logged as ``grad_norm_<group>``.
@@ -40,6 +41,7 @@ class CollapseDiagnosticsHook(Hook):
         check_int('num_images', num_images, 2)
         self.interval, self.num_images = interval, num_images
         self.images, self.last_iter = None, None
+        self.records = []  # every measurement, for CollapseMonitorHook's first sign
 
     def measure(self, runner, done_iters):
         """Measure, log the scalars and append the record."""
@@ -56,6 +58,7 @@ class CollapseDiagnosticsHook(Hook):
         runner.logger.info(f'collapse diagnostics at iter {done_iters}: ' + ', '.join(
             f'{k} {figures[k]:.3f}' for k in LOGGED if figures.get(k) is not None))
         self.last_iter = done_iters
+        self.records.append({'iter': done_iters, **figures})
         if runner.rank == 0:
             _append_record(os.path.join(runner.work_dir, 'diagnostics.json'),
                            {'iter': done_iters, **figures})

@@ -12,7 +12,7 @@ from ..analysis.probes.features import extract_features
 from ..analysis.probes.classifiers import contiguous_labels
 from ..analysis.registers.attention import register_attention_profile
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
-from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
+from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state, first_sign
 from ..ssl.checks import check_int
 
 
@@ -103,7 +103,10 @@ class CollapseMonitorHook(Hook):
     (per-image ratio near 1). One-hot collapse: every image gets the same prototype
     (batch ratio near 0). After ``patience`` consecutive iterations in either state it logs a
     warning naming the state and what to try, then again every ``patience`` iterations while
-    it lasts; ``collapse_warnings`` counts them in the scalars.
+    it lasts; ``collapse_warnings`` counts them in the scalars. When the run also has a
+    ``CollapseDiagnosticsHook``, the warning names the diagnostic that moved first
+    (``rats_mm.ssl.collapse.first_sign``: merge, value growth, embedding cosine,
+    entropy) and what to try for it.
 
     Args:
         patience (int): Consecutive collapsed iterations before a warning (each reading
@@ -146,8 +149,18 @@ class CollapseMonitorHook(Hook):
                 f'(iteration {runner.iter + 1}: target entropy '
                 f'{float(outputs["teacher_entropy_ratio"]):.3f} x ln K, batch-mean entropy '
                 f'{float(outputs["teacher_batch_entropy_ratio"]):.3f} x ln K): '
-                f'{self.ADVICE[state]}.')
+                f'{self.ADVICE[state]}.' + _first_sign_of(runner))
         runner.message_hub.update_scalar('train/collapse_warnings', self.warnings)
+
+
+def _first_sign_of(runner):
+    """' <first sign>.' from the run's CollapseDiagnosticsHook records ('' without one)."""
+    for hook in getattr(runner, 'hooks', None) or getattr(runner, '_hooks', []):
+        records = getattr(hook, 'records', None)
+        if type(hook).__name__ == 'CollapseDiagnosticsHook' and records:
+            sign = first_sign(records, step_key='iter')
+            return f' Diagnostics, {sign}.' if sign else ''
+    return ''
 
 
 @torch.no_grad()

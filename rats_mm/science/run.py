@@ -23,6 +23,7 @@ import torch
 
 from ..models import RatsViT
 from ..models.weights import atomic_write, backbone_options, save_backbone
+from ..ssl.collapse import early_signs
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
 from .evaluate import (evaluate_corloc, evaluate_part_maps, evaluate_parts_all,
@@ -33,8 +34,8 @@ from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
                      train_flops_per_image)
 from .train import train_model
 
-__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'DEFAULT_VARIANTS', 'PRESETS', 'VARIANTS',
-           'demo_recipe', 'run_science', 'smoke_recipe']
+__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'DEFAULT_VARIANTS', 'PRESETS', 'PRESET_DEFAULTS',
+           'VARIANTS', 'demo_recipe', 'run_science', 'smoke_recipe', 'testbed_recipe']
 
 ASSUMED_TFLOPS = 250.0  # the issue's sizing rate for one H200 (about 790 measured peak bf16)
 CONTRACT_KEYS = (
@@ -66,7 +67,30 @@ def demo_recipe():
                    num_measurements=4, train_images='objects')
 
 
-PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe}
+def testbed_recipe():
+    """The collapse testbed (docs/parts.md, "The collapse on two cores"): the GPU run's
+    recipe where two CPU cores allow it. Kept: batch 256 (the GPU's is 1,024), lr 2e-3 (the
+    GPU's), AdamW, warm-up 10 %, cosine schedules, weight decay 0.04 -> 0.4, teacher
+    temperature 0.04, grayscale views, clipping, frozen last layer. Changed where the search
+    measured it: the demo-sized models (``configs/science/*_demo_scale.py``), the two 64 px
+    global views only (local crops cost 2.5x per image), the held-out objects' 1,600
+    training images, the demo's head (1,024 prototypes), teacher momentum 0.99 -> 1 (0.996
+    leaves a ~250-step teacher behind in a 200-step run) and a smaller evaluation.
+    """
+    return replace(Recipe(), batch_size=256, base_lr=2e-3, local_crops_number=0,
+                   train_images='objects', momentum=(0.99, 1.0),
+                   head=dict(out_dim=1024, hidden_dim=256, bottleneck_dim=64),
+                   num_measurements=6, eval_max_images=300)
+
+
+PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe, 'testbed': testbed_recipe}
+SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
+# What a preset changes besides its recipe: the backbone configs, the variants trained and
+# the minutes of all of them together (tools/science.py's defaults; None: the run's own).
+PRESET_DEFAULTS = {
+    'testbed': dict(rats_config=os.path.join(SCIENCE_CONFIGS, 'rats_demo_scale.py'),
+                    vit_config=os.path.join(SCIENCE_CONFIGS, 'vit_demo_scale.py'),
+                    variants=('rats', 'vit'), minutes=26.0)}
 DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition',
                  'rats_cosine': 'RATS cosine', 'rats_competition_cosine': 'RATS comp. + cosine',
                  'vit': 'ViT'}
@@ -120,7 +144,8 @@ def _model_figures(name, result):
            f'teacher_entropy_ratio_{name}': last.get('teacher_entropy_ratio'),
            f'teacher_batch_entropy_ratio_{name}': last.get('teacher_batch_entropy_ratio'),
            f'train_{name}': result.figures,
-           f'collapse_{name}': last.get('collapse')}
+           f'collapse_{name}': last.get('collapse'),
+           f'early_signs_{name}': early_signs(result.history)}
     if 'attention_by_block' in last:
         tag = _suffix(name)
         out.update({k + tag: v for k, v in last.items() if k.startswith('register')})
@@ -213,7 +238,7 @@ def _validation_images(root, count):
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
                 rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None,
-                variants=DEFAULT_VARIANTS, overrides=None):
+                variants=DEFAULT_VARIANTS, overrides=None, backbone_overrides=None):
     """Train the RATS variants (the paper's, competition in the compress step, cosine
     logits) and the plain ViT for an equal share of ``minutes`` each, measure and evaluate
     them.
@@ -236,6 +261,8 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
             ``DEFAULT_VARIANTS``; each gets an equal share of ``minutes``; the evaluation
             skips what is not trained).
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
+        backbone_overrides (dict | None): ``RatsViT`` arguments set in every model's config
+            (e.g. ``{'init_values': 1e-5}``: LayerScale).
 
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
@@ -245,9 +272,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     recipe = _resolve_recipe(recipe, preset, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
-    rats = backbone_config(rats_config)
-    configs = {name: {**rats, **options} for name, options in RATS_VARIANT_OPTIONS.items()}
-    configs['vit'] = backbone_config(vit_config)
+    configs = _variant_configs(rats_config, vit_config, backbone_overrides or {})
     run.write(device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                       else f'cpu ({platform.processor() or platform.machine()}, '
                            f'{torch.get_num_threads()} threads)'),
@@ -255,11 +280,11 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
               seconds_per_model=60.0 * minutes / len(variants), recipe=recipe.to_dict(),
               configs={**{name: rats_config + ''.join(f' with {k}={v!r}' for k, v in o.items())
                           for name, o in RATS_VARIANT_OPTIONS.items()}, 'vit': vit_config},
-              variants=variants)
-    if device.type == 'cpu' and recipe.batch_size >= 256:
+              variants=variants, backbone_overrides=backbone_overrides or {})
+    if device.type == 'cpu' and preset == 'gpu':
         run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
-                'seconds per step and plans few steps; --smoke or --preset demo are sized '
-                'for a CPU')
+                'seconds per step and plans few steps; --preset testbed is sized for two '
+                'CPU cores')
     cache_dir = cache_dir or os.path.join('data', 'science')
     images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device,
                                                    {k: configs[k] for k in variants})
@@ -298,6 +323,21 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         raise
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
     return run.summary
+
+
+def _variant_configs(rats_config, vit_config, backbone_overrides):
+    """``RatsViT`` arguments of every variant: the RATS config with each variant's
+    options, the ViT config, each with ``backbone_overrides`` (checked by building one)."""
+    rats = backbone_config(rats_config)
+    configs = {name: {**rats, **options} for name, options in RATS_VARIANT_OPTIONS.items()}
+    configs['vit'] = backbone_config(vit_config)
+    configs = {name: {**cfg, **backbone_overrides} for name, cfg in configs.items()}
+    for name in ('rats', 'vit'):
+        try:
+            RatsViT(**configs[name])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'backbone overrides {backbone_overrides}: {name}: {e}') from None
+    return configs
 
 
 def _diverged(result):

@@ -13,7 +13,7 @@ import time
 import torch
 
 from ..models import RatsViT
-from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state
+from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state, first_sign
 from ..ssl.device_multicrop import DeviceMultiCrop
 from ..ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
 from .measure import measure_point
@@ -43,6 +43,12 @@ class BatchSampler:
         idx = self.perm[self.pos:self.pos + self.batch_size]
         self.pos += self.batch_size
         return idx
+
+
+def _first_sign_sentence(history):
+    """'; <the diagnostic that moved first>' of a history, or '' when none moved."""
+    sign = first_sign(history)
+    return f'; {sign}' if sign else ''
 
 
 class TrainResult:
@@ -135,7 +141,8 @@ class _Trainer:
                      f'{point["step"]} and the point before (target entropy '
                      f'{point["teacher_entropy_ratio"]:.3f} x ln K, batch-mean '
                      f'{point["teacher_batch_entropy_ratio"]:.3f} x ln K): '
-                     f'{COLLAPSE_ADVICE[state]}')
+                     f'{COLLAPSE_ADVICE[state]}' + _first_sign_sentence(
+                         self.history + [point]))
 
     def plan(self, seconds, max_steps):
         """Probe the step, time a warm measurement; (total steps, interval, step seconds)."""

@@ -1,7 +1,9 @@
-"""Naming DINO's two collapses from the teacher targets' entropies (shared by the mmengine
-``CollapseMonitorHook`` and the plain-PyTorch emergence run)."""
+"""Naming DINO's two collapses from the teacher targets' entropies, and the diagnostic that
+moved first on the way there (shared by the mmengine ``CollapseMonitorHook`` and the
+plain-PyTorch emergence run)."""
+import math
 
-__all__ = ['COLLAPSE_ADVICE', 'collapse_state']
+__all__ = ['COLLAPSE_ADVICE', 'EARLY_SIGNS', 'collapse_state', 'early_signs', 'first_sign']
 
 COLLAPSE_ADVICE = {
     'uniform': 'the teacher outputs carry no information about the image. Try '
@@ -32,3 +34,73 @@ def collapse_state(entropy_ratio, batch_entropy_ratio, uniform_ratio=0.9, onehot
     if batch_entropy_ratio < onehot_ratio:
         return 'one-hot'
     return None
+
+
+# The early signs of a collapse, each read off the collapse diagnostics of a run's history
+# (``rats_mm.ssl.diagnostics``) against the run's first reading (its init): name ->
+# (diagnostic key, test of (value, first value), what it means and what to try). The
+# residual-stream norm is not one: on the testbed the learning ViT's [CLS] stream grew 6x in
+# 200 steps, more than the failing RATS's registers (4x; docs/parts.md).
+EARLY_SIGNS = {
+    'merge': ('register_within_head_similarity', lambda v, v0: v >= v0 + 0.15,
+              'the registers of a head grew alike (within-head similarity up 0.15 over the '
+              "init). Try logits='cosine' in the register attention"),
+    'value_growth': ('value_norm_last_block', lambda v, v0: v >= 2.0 * v0,
+                     'the last block\'s value vectors doubled their norm (what dot-product '
+                     "logits sharpen with). Try logits='cosine' or LayerScale "
+                     '(init_values=1e-5)'),
+    'embedding_cosine': ('embedding_cosine', lambda v, v0: v >= max(v0 + 0.2, 0.8),
+                         'the teacher embeddings of different images became alike (mean '
+                         'cosine >= 0.8 and up 0.2). Try a lower learning rate or a longer '
+                         'warm-up'),
+    'entropy': ('teacher_entropy_ratio', lambda v, v0: v > 0.9,
+                'the teacher targets became flat (entropy > 0.9 x ln K). Try a lower '
+                'teacher temperature'),
+}
+
+
+def early_signs(history, step_key='step'):
+    """When each early sign of :data:`EARLY_SIGNS` first showed in a run.
+
+    Args:
+        history (Sequence[dict]): Measurement points in order, the first the init; a point
+            lacking a sign's diagnostic (or holding a non-finite one) does not count for it.
+        step_key (str): The key of a point's step (``'step'``; mmengine records: ``'iter'``).
+
+    Returns:
+        dict: sign -> step of the first point that showed it, in that order (earliest first;
+        ties keep the order of :data:`EARLY_SIGNS`); signs never shown are left out.
+    """
+    onsets = {}
+    for name, (key, shows, _) in EARLY_SIGNS.items():
+        readings = [(p.get(step_key), p[key]) for p in history
+                    if isinstance(p.get(key), (int, float)) and math.isfinite(p[key])]
+        if len(readings) < 2:
+            continue
+        first = readings[0][1]
+        hit = next((step for step, v in readings[1:] if shows(v, first)), None)
+        if hit is not None:
+            onsets[name] = hit
+    order = list(EARLY_SIGNS)
+    return dict(sorted(onsets.items(), key=lambda kv: (kv[1], order.index(kv[0]))))
+
+
+def first_sign(history, step_key='step'):
+    """The earliest early sign of a run as one sentence (None when none showed).
+
+    Args:
+        history (Sequence[dict]): As for :func:`early_signs`.
+        step_key (str): As for :func:`early_signs`.
+
+    Returns:
+        str | None: e.g. ``'first to move: merge at step 40 (the registers of a head ...);
+        then value_growth at 80'``.
+    """
+    onsets = early_signs(history, step_key)
+    if not onsets:
+        return None
+    (name, step), rest = next(iter(onsets.items())), list(onsets.items())[1:]
+    text = f'first to move: {name} at {step_key} {step} ({EARLY_SIGNS[name][2]})'
+    if rest:
+        text += '; then ' + ', '.join(f'{n} at {s}' for n, s in rest)
+    return text

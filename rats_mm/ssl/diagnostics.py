@@ -16,9 +16,16 @@ What each one is for (docs/parts.md, "From symptom to cause"):
   norm of the last step's gradients (after clipping, as the optimizer used them) and the norm
   of AdamW's last update over that of the weights.
 - ``centre_norm``: the norm of the DINO centre.
+- ``register_within_head_similarity`` (RATS): mean cosine of two final registers of one
+  head; rising, the registers of a head merge.
+
+``rats_mm.ssl.collapse.early_signs`` reads these off a run's history and names the one that
+moved first.
 """
 import torch
 import torch.nn.functional as F
+
+from ..analysis.registers.stats import register_similarity
 
 __all__ = ['GROUPS', 'backbone_diagnostics', 'embedding_cosine', 'grad_norm_by_group',
            'parameter_group', 'training_diagnostics', 'update_ratio_by_group']
@@ -178,6 +185,7 @@ def training_diagnostics(teacher, student, optimizer, criterion, images, embed):
 
     Returns:
         dict: ``embedding_cosine``, the :func:`backbone_diagnostics` keys,
+        ``register_within_head_similarity`` (RATS),
         ``grad_norm_by_group``, ``update_ratio_by_group``, ``centre_norm``, and the last
         block's figures as scalars (``stream_norm_last_block``, ``value_norm_last_block``,
         ``max_logit_last_block``: the largest logit of any step) for curves and logs.
@@ -185,6 +193,11 @@ def training_diagnostics(teacher, student, optimizer, criterion, images, embed):
     with torch.no_grad():
         out = {'embedding_cosine': embedding_cosine(embed(images))}
     out.update(backbone_diagnostics(teacher, images))
+    if getattr(teacher, 'attn_mode', None) == 'rats':
+        with torch.no_grad():
+            regs = teacher.forward_features(images)['x_norm_regtokens']      # (B, N, D)
+        out['register_within_head_similarity'] = register_similarity(
+            regs, teacher.num_heads)['within_head']
     out['grad_norm_by_group'] = grad_norm_by_group(student)
     if optimizer is not None:
         out['update_ratio_by_group'] = update_ratio_by_group(student, optimizer)

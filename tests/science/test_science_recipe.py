@@ -115,3 +115,56 @@ def test_timing_probe_leaves_the_model_as_it_found_it():
     assert not dist.criterion.last_stats  # no targets of the probe left to report
     assert not optimizer.state
     assert all(p.grad is None for p in dist.student.parameters())
+
+
+def _science_tool():
+    import runpy
+    return runpy.run_path('tools/science.py')
+
+
+def test_testbed_preset_defaults_and_command_line_overrides():
+    tool = _science_tool()
+    args = tool['parse_args'](['--preset', 'testbed', '--out', 'o', '--set', 'teacher_temp=0.02',
+                               '--set', 'global_crops_scale=(0.5, 1.0)', '--base-lr', '1e-3',
+                               '--backbone', 'init_values=1e-5'])
+    assert args.minutes == 26.0 and args.variants == 'rats,vit'
+    assert args.rats_config.endswith('configs/science/rats_demo_scale.py')
+    assert args.vit_config.endswith('configs/science/vit_demo_scale.py')
+    assert tool['overrides'](args) == {'teacher_temp': 0.02, 'global_crops_scale': (0.5, 1.0),
+                                       'base_lr': 1e-3}
+    assert args.backbone_set == {'init_values': 1e-5}
+    gpu = tool['parse_args'](['--out', 'o'])
+    assert (gpu.minutes, gpu.variants) == (7.0, 'rats,rats_competition,vit')
+    assert gpu.rats_config == RATS_CONFIG and gpu.vit_config == VIT_CONFIG
+
+
+def test_command_line_recipe_fields_are_checked(capsys):
+    tool = _science_tool()
+    with pytest.raises(SystemExit):
+        tool['parse_args'](['--out', 'o', '--set', 'teacher_tmp=0.02'])
+    assert "'teacher_tmp' is not a recipe field" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool['parse_args'](['--out', 'o', '--backbone', 'init_values'])
+    assert "'init_values' is not NAME=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a call, not a literal: refused, not kept as a string
+        tool['parse_args'](['--out', 'o', '--set', 'head=dict(out_dim=1024)'])
+    assert "'dict(out_dim=1024)' is not a Python literal" in capsys.readouterr().err
+    assert tool['assignments'](['centering=sinkhorn_knopp']) == {'centering': 'sinkhorn_knopp'}
+
+
+def test_backbone_overrides_reach_every_variant_and_are_checked():
+    from rats_mm.science.run import _variant_configs
+    configs = _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_values': 0.1})
+    assert all(cfg['init_values'] == 0.1 for cfg in configs.values())
+    assert configs['rats_cosine']['logits'] == 'cosine'
+    with pytest.raises(ValueError, match=r"backbone overrides \{'init_valu': 0.1\}: rats:"):
+        _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_valu': 0.1})
+
+
+def test_testbed_recipe_is_the_gpu_recipe_where_two_cores_allow():
+    from rats_mm.science.run import testbed_recipe
+    gpu, testbed = Recipe(), testbed_recipe()
+    assert testbed.batch_size == 256 and testbed.lr == gpu.lr  # the GPU's 2e-3
+    changed = {k for k, v in testbed.to_dict().items() if v != gpu.to_dict()[k]}
+    assert changed == {'batch_size', 'base_lr', 'local_crops_number', 'train_images',
+                       'momentum', 'head', 'num_measurements', 'eval_max_images'}
