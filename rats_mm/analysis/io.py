@@ -20,15 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_EXTENSIONS, load_rgb
+from ..data.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb, normalise_uint8
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
            'fit_geometry',
            'fit_to_patches', 'image_files', 'load_image', 'make_parser', 'part_items',
            'prepare_image', 'prepare_labels', 'run_cli', 'to_jsonable', 'write_json']
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @torch.no_grad()
@@ -121,10 +118,8 @@ def prepare_image(path_or_array, patch_size, size=None):
     if isinstance(array, (str, Path)):
         array = load_image(array)
     array = fit_to_patches(np.asarray(array, dtype=np.uint8), patch_size, size)
-    x = torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0  # a writable copy
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+    x = torch.from_numpy(np.array(array)).permute(2, 0, 1)  # (3, H', W'), a writable copy
+    return normalise_uint8(x).unsqueeze(0)
 
 
 # ----------------------------------------------------------------------------- datasets

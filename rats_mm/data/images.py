@@ -13,10 +13,16 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-__all__ = ['IMAGE_EXTENSIONS', 'EvalTransform', 'ImageFolderDataset', 'load_rgb']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'LUMA', 'EvalTransform',
+           'ImageFolderDataset', 'load_rgb', 'normalise_uint8']
 
 logger = logging.getLogger('rats_mm')
 IMAGE_EXTENSIONS = IMG_EXTENSIONS  # torchvision's list
+# The one home of the normalisation every network of the project sees (ImageNet's
+# per-channel mean and std of [0, 1] pixels) and of the grayscale weights.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -32,6 +38,24 @@ def load_rgb(path):
         raise ValueError(f'cannot read image {path}: {e}') from e
 
 
+def normalise_uint8(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Pixels in 0..255 -> float32 ``(x - 255 mean) / (255 std)``, the numbers of
+    ``ToTensor`` + ``Normalize`` up to float rounding.
+
+    Args:
+        images (Tensor): (..., 3, H, W) uint8 (or float in 0..255), on any device.
+        mean (Sequence[float]): Per-channel mean in [0, 1].
+        std (Sequence[float]): Per-channel std in [0, 1].
+
+    Returns:
+        Tensor: (..., 3, H, W) float32 on the images' device.
+    """
+    x = images.float()
+    offset = x.new_tensor(mean).view(3, 1, 1) * 255                    # (3, 1, 1)
+    scale = 1.0 / (x.new_tensor(std).view(3, 1, 1) * 255)
+    return (x - offset) * scale
+
+
 class EvalTransform:
     """Resize (short side to ``size / crop_ratio``), centre-crop ``size``, normalise.
 
@@ -44,8 +68,8 @@ class EvalTransform:
             grayscale views (its colour responses were never trained).
     """
 
-    def __init__(self, size=224, crop_ratio=0.875, mean=(0.485, 0.456, 0.406),
-                 std=(0.229, 0.224, 0.225), grayscale=False):
+    def __init__(self, size=224, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 grayscale=False):
         gray = [T.Grayscale(num_output_channels=3)] if grayscale else []
         self.transform = T.Compose([
             *gray,

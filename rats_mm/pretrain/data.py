@@ -61,16 +61,14 @@ class MultiCropDataPreprocessor(BaseDataPreprocessor):
         non_blocking (bool): Asynchronous host-to-device copies (from pinned memory).
     """
 
-    def __init__(self, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                 non_blocking=True):
+    def __init__(self, mean=images.IMAGENET_MEAN, std=images.IMAGENET_STD, non_blocking=True):
         super().__init__(non_blocking=non_blocking)
-        self.register_buffer('offset', torch.tensor(mean).view(1, 3, 1, 1) * 255, False)
-        self.register_buffer('scale', 1.0 / (torch.tensor(std).view(1, 3, 1, 1) * 255), False)
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def _normalise(self, x):
         if x.dtype != torch.uint8:
             return x
-        return (x.float() - self.offset.to(x.device)) * self.scale.to(x.device)  # (B, 3, s, s)
+        return images.normalise_uint8(x, self.mean, self.std)  # (B, 3, s, s)
 
     def forward(self, data, training=False):
         data = self.cast_data(data)
