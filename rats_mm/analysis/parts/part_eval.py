@@ -14,7 +14,7 @@ from ..io import features, part_items, prepare_image, prepare_labels
 from .metrics import clustering_scores, part_miou
 from .segment import kmeans, register_assignment, upsample_labels
 
-__all__ = ['IGNORE_INDEX', 'evaluate_parts', 'segment_parts']
+__all__ = ['IGNORE_INDEX', 'evaluate_parts', 'segment_parts', 'single_segment_miou']
 
 IGNORE_INDEX = 255
 METHODS = ('registers', 'kmeans')
@@ -143,3 +143,21 @@ def evaluate_parts(model, data_root, mode='hungarian', **segment_kwargs):
         'method': method, 'patch_assignment': segment_kwargs.get('assignment', 'cosine'),
         'mode': mode, 'num_images': len(masks), 'num_pred': num_pred, 'num_gt': num_gt,
         'num_pixels': cs['num_pixels']}
+
+
+def single_segment_miou(data_root, split='validation', patch_size=8):
+    """Part mIoU of the trivial prediction "every pixel one segment": the floor any part
+    method must clear (matched to one class, it scores that class alone).
+
+    Args:
+        data_root (str): Generic part layout.
+        split (str): Which split's part masks.
+        patch_size (int): The masks are cropped to multiples of it, as for a model.
+
+    Returns:
+        float: mIoU in [0, 1].
+    """
+    items, _ = part_items(data_root, split)
+    masks = [prepare_labels(item['parts'], patch_size) for item in items]
+    num_gt = max(int(m[m != IGNORE_INDEX].max(initial=0)) for m in masks) + 1
+    return part_miou((np.zeros_like(m) for m in masks), masks, 1, num_gt)['miou']
