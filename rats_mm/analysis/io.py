@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb, normalise_uint8
+from ..data.images import (IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb,
+                           normalise_uint8, read_label_list)
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
            'fit_geometry',
@@ -193,13 +194,7 @@ def category_labels(data_root):
         return None, None
     cats = {}
     for f in files:
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f'{f}:{n}: expected "path category", got {line!r}')
-            cats[str((root / parts[0]).resolve())] = int(parts[1])
+        cats.update((str((root / path).resolve()), label) for path, label in read_label_list(f))
     names = []
     if (root / 'meta.json').is_file():
         names = json.loads((root / 'meta.json').read_text()).get('categories') or []

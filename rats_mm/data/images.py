@@ -14,7 +14,7 @@ from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'LUMA', 'EvalTransform',
-           'ImageFolderDataset', 'load_rgb', 'normalise_uint8']
+           'ImageFolderDataset', 'load_rgb', 'normalise_uint8', 'read_label_list']
 
 logger = logging.getLogger('rats_mm')
 IMAGE_EXTENSIONS = IMG_EXTENSIONS  # torchvision's list
@@ -80,19 +80,39 @@ class EvalTransform:
         return self.transform(image)
 
 
-def _read_labels(ann_file, data_root):
-    """``path label`` lines (path relative to ``data_root``) -> (paths, labels)."""
-    paths, labels = [], []
+def read_label_list(ann_file):
+    """The ``path label`` lines of a label list (``labels/<split>.txt``): the project's one
+    parser of them (image folders, the science run's data, the analyses' categories).
+
+    Blank lines are skipped; every other line is a path (relative to the dataset root) and an
+    integer label (negative: unlabelled).
+
+    Args:
+        ann_file (str | Path): The list.
+
+    Returns:
+        list[tuple[str, int]]: (path as written, label) per line, in order.
+
+    Raises:
+        ValueError: On a malformed line, naming the file and the line.
+    """
+    entries = []
     with open(ann_file) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
                 continue
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                raise ValueError(f'{ann_file}:{lineno}: expected "path label", got {line!r}')
-            paths.append(os.path.join(data_root, parts[0]))
-            labels.append(int(parts[1]))
-    return paths, labels
+                raise ValueError(f'{ann_file}:{lineno}: expected "path label" (an integer '
+                                 f'label), got {line!r}')
+            entries.append((parts[0], int(parts[1])))
+    return entries
+
+
+def _read_labels(ann_file, data_root):
+    """``path label`` lines (path relative to ``data_root``) -> (paths, labels)."""
+    entries = read_label_list(ann_file)
+    return [os.path.join(data_root, p) for p, _ in entries], [label for _, label in entries]
 
 
 def _scan_folder(data_root, extensions):
