@@ -19,6 +19,7 @@ import torch
 from ..analysis.io import load_image
 from ..data import SYNTHETIC_VERSION, generate_dataset, render_sample
 from ..data.images import read_label_list
+from ..models.weights import atomic_save
 
 __all__ = ['EvalSets', 'load_labelled_images', 'prepare_eval_sets', 'render_training_images']
 
@@ -80,9 +81,7 @@ def render_training_images(cache_dir, num_images, size=96, seed=TRAIN_SEED, layo
         f'processes in {seconds:.1f} s ({1000 * seconds * workers / num_images:.2f} ms per '
         'image per process)')
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + '.tmp'
-    torch.save({'images': images, 'labels': labels}, tmp)
-    os.replace(tmp, path)  # never a half-written cache
+    atomic_save({'images': images, 'labels': labels}, path)  # never a half-written cache
     return images, labels
 
 
