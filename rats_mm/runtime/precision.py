@@ -1,5 +1,5 @@
 """Mixed precision and schedules that follow the machine, settled when a config is loaded
-(``rats_mm.runtime.launch.load_config``).
+(``rats_mm.runtime.launch.settle_run_config``).
 
 Precision: the ImageNet pretraining and Mask2Former configs ask for bf16 autocast
 (``AmpOptimWrapper`` / ``DINOAmpOptimWrapper`` with ``dtype='bfloat16'`` and no loss scaler:

@@ -11,7 +11,7 @@ from ..analysis.probes.features import EMBEDDINGS, FrozenEmbedding, dist_info, e
 from ..analysis.io import make_parser, write_json
 from ..analysis.probes.classifiers import knn_probe, linear_probe
 from ..data.images import EvalTransform, ImageFolderDataset
-from .backbones import add_model_args, load_backbone, load_config
+from .backbones import add_model_args, load_backbone, read_config
 
 __all__ = ['eval_transform', 'probe_backbone', 'probe_dataset', 'probe_main', 'probe_parser']
 
@@ -37,7 +37,7 @@ def eval_transform(config, size=None):
     """The config's ``eval_pipeline`` (what its k-NN monitor used) or, without one, DINO's
     (resize to size / 0.875, centre-crop size; size defaults to the backbone's img_size).
     ``size`` overrides the crop size of either."""
-    cfg = load_config(config)
+    cfg = read_config(config)
     spec = dict(cfg.get('eval_pipeline') or {})
     if not spec:
         img_size = cfg.model.backbone.get('img_size', 224)
