@@ -322,22 +322,6 @@ class RatsViT(nn.Module):
         return weights
 
 
-def compile_static(module):
-    """``torch.compile`` a backbone in place (``nn.Module.compile``: checkpoint keys stay),
-    one static graph per input size (``dynamic=False``): with dynamic shapes, the backward of
-    the bicubic position resampling fails at the second crop size (torch 2.13,
-    ``isIntList() INTERNAL ASSERT FAILED`` in ``UpsampleBicubic2DAaBackward0``).
-
-    Args:
-        module (nn.Module): The backbone (or a wrapper around it).
-
-    Returns:
-        nn.Module: ``module``, compiled.
-    """
-    module.compile(dynamic=False)
-    return module
-
-
 # (embed_dim, depth, num_heads) of the standard sizes.
 ARCHS = {'tiny': (192, 12, 3), 'small': (384, 12, 6), 'base': (768, 12, 12),
          'large': (1024, 24, 16)}

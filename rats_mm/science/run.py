@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import torch
 
-from ..models import RatsViT
+from ..models import RatsViT, enable_tf32
 from ..models.weights import atomic_write, backbone_options, save_backbone
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
@@ -360,10 +360,8 @@ def _setup_device(device):
     """The torch device; on CUDA, TF32 matrix products for what runs outside autocast."""
     device = torch.device(device)
     if device.type == 'cuda':
-        if not torch.cuda.is_available():
+        if not enable_tf32():
             raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     return device
 
 
