@@ -39,21 +39,19 @@ def load_rgb(path):
 
 
 def normalise_uint8(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Pixels in 0..255 -> float32 ``(x - 255 mean) / (255 std)``, the numbers of
-    ``ToTensor`` + ``Normalize`` up to float rounding.
+    """Pixels in 0..255 -> float32 ``(x / 255 - mean) / std``: the numbers of torchvision's
+    ``ToTensor`` + ``Normalize`` (and of :class:`EvalTransform`), on any device.
 
     Args:
-        images (Tensor): (..., 3, H, W) uint8 (or float in 0..255), on any device.
+        images (Tensor): (..., 3, H, W) uint8 (or float in 0..255).
         mean (Sequence[float]): Per-channel mean in [0, 1].
         std (Sequence[float]): Per-channel std in [0, 1].
 
     Returns:
         Tensor: (..., 3, H, W) float32 on the images' device.
     """
-    x = images.float()
-    offset = x.new_tensor(mean).view(3, 1, 1) * 255                    # (3, 1, 1)
-    scale = 1.0 / (x.new_tensor(std).view(3, 1, 1) * 255)
-    return (x - offset) * scale
+    x = images.float() / 255.0
+    return (x - x.new_tensor(mean).view(3, 1, 1)) / x.new_tensor(std).view(3, 1, 1)
 
 
 class EvalTransform:
