@@ -11,10 +11,8 @@ import torch
 from ..analysis.discovery.boxes import corloc_hits, read_coco_boxes
 from ..analysis.discovery.objects import discover_objects
 from ..analysis.io import features, load_image, prepare_image
-from ..analysis.parts.part_eval import evaluate_parts
-from ..analysis.parts.segment import kmeans, register_assignment
-from ..analysis.parts.similarity import (register_patch_similarity, render_similarity_grid,
-                                   similarity_maps)
+from ..analysis.parts.maps import render_similarity_map
+from ..analysis.parts.part_eval import cluster_patches, evaluate_parts, patch_labels
 from .figures import render_part_maps
 
 __all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all', 'evaluate_pretrained',
@@ -141,23 +139,23 @@ def evaluate_corloc(named_models, scenes, image_size, max_images=None, details=N
 
 
 @torch.no_grad()
-def _register_rows(name, model, paths):
-    """Rows of the part-map picture: per image, the register labels by cosine and by
-    broadcast, (h, w) each."""
-    device = next(model.parameters()).device
-    cosine, broadcast = [], []
-    for file in paths:
-        image = prepare_image(file, model.patch_size)
-        out = features(model, image)
-        grid = out['grid_size']
-        cosine.append(register_assignment(out['x_norm_patchtokens'],
-                                          out['x_norm_regtokens'])[0].view(grid))
-        bcast = model.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu()
-        broadcast.append(bcast.view(grid))
-    return {f'{name} registers (cosine)': cosine, f'{name} broadcast': broadcast}
+def _label_rows(rows, paths):
+    """Rows of the part-map picture (``analysis.parts`` labelling, as the part evaluation
+    does it): ``{row name: (model, method, assignment, K)}`` -> ``{row name: [(h, w)
+    labels]}``;
+    k-means rows are fitted on these images jointly."""
+    out = {}
+    for name, (model, method, assignment, num_clusters) in rows.items():
+        images = [prepare_image(f, model.patch_size) for f in paths]
+        feats = [features(model, image) for image in images]
+        labels = [patch_labels(model, image, f, method, assignment)
+                  for image, f in zip(images, feats)]
+        if method == 'kmeans':
+            labels, _ = cluster_patches(labels, None, num_clusters)
+        out[name] = [lab.view(f['grid_size']) for lab, f in zip(labels, feats)]
+    return out
 
 
-@torch.no_grad()
 def evaluate_part_maps(register_models, vit, paths, path, num_clusters):
     """PNG of images with each RATS model's register labels (cosine, broadcast) and the ViT
     k-means labels (K = ``num_clusters``, fitted on these images jointly).
@@ -174,20 +172,17 @@ def evaluate_part_maps(register_models, vit, paths, path, num_clusters):
     """
     rows = {}
     for name, model in register_models.items():
-        rows.update(_register_rows(name, model, paths))
-    vit_out = [features(vit, prepare_image(f, vit.patch_size)) for f in paths]
-    vit_tokens = [out['x_norm_patchtokens'][0] for out in vit_out]               # (L, D)
-    _, assign = kmeans(torch.cat(vit_tokens), num_clusters)
-    rows['ViT k-means'] = [a.view(out['grid_size']) for a, out in
-                           zip(torch.split(assign, [t.shape[0] for t in vit_tokens]), vit_out)]
+        rows[f'{name} registers (cosine)'] = (model, 'registers', 'cosine', None)
+        rows[f'{name} broadcast'] = (model, 'registers', 'broadcast', None)
+    rows['ViT k-means'] = (vit, 'kmeans', None, num_clusters)
     images = [load_image(f) for f in paths]
-    return render_part_maps(images, rows, path, num_clusters)
+    return render_part_maps(images, _label_rows(rows, paths), path, num_clusters)
 
 
-@torch.no_grad()
 def evaluate_similarity_maps(rats, image_path, path):
     """PNG of one image and the similarity map of every RATS register (cosine of the final
-    register with each final patch token), as ``tools/analysis/similarity_maps.py`` draws.
+    register with each final patch token), as ``tools/analysis/similarity_maps.py`` draws
+    it (``rats_mm.analysis.parts.maps.render_similarity_map``).
 
     Args:
         rats (RatsViT): RATS backbone.
@@ -197,8 +192,5 @@ def evaluate_similarity_maps(rats, image_path, path):
     Returns:
         str: ``path``.
     """
-    out = features(rats, prepare_image(image_path, rats.patch_size))
-    sim = register_patch_similarity(out['x_norm_patchtokens'], out['x_norm_regtokens'])
-    maps = similarity_maps(sim, out['grid_size'], out['grid_size'])[0]     # (N, h, w)
-    render_similarity_grid(load_image(image_path), maps, path)
+    render_similarity_map(rats, image_path, path)
     return path
