@@ -28,7 +28,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # common.py and rats_mm, from any working dir
 from common import interleaved  # noqa: E402
-from rats_mm.models import RatsViT  # noqa: E402
+from rats_mm.models import RatsViT, enable_tf32  # noqa: E402
 from rats_mm.ssl.distill import (DINODistillation, StepSettings, build_optimizer,  # noqa: E402
                                  train_step)
 
@@ -211,7 +211,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = 'cuda' if torch.cuda.is_available() and not args.smoke else 'cpu'
     if device == 'cuda':
-        torch.backends.cuda.matmul.allow_tf32 = True
+        enable_tf32()
     cfg = SMOKE if args.smoke else FULL
     start = time.perf_counter()
     result = {'device': torch.cuda.get_device_name() if device == 'cuda'

@@ -88,3 +88,45 @@ def test_analysis_is_grouped_and_free_of_import_cycles():
         state[node] = 'done'
     for node in graph:
         visit(node, [])
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    """Every function and method under rats_mm/, docstring included (end - start + 1)."""
+    long = {}
+    for path in sorted(PACKAGE.rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long[f'{path.relative_to(ROOT)}:{node.lineno} {node.name}'] = length
+    assert long == {}
+
+
+def _calls(name):
+    """``file:line`` of every call of a function named ``name`` under rats_mm/."""
+    found = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, 'id', None)
+                if called == name:
+                    found.append(f'{path.relative_to(ROOT)}:{node.lineno}')
+    return found
+
+
+def test_the_teacher_is_built_in_one_place():
+    """One DINO model: both drivers get their teacher from DINODistillation."""
+    calls = _calls('build_teacher')
+    assert len(calls) == 1 and calls[0].startswith('rats_mm/ssl/distill.py:'), calls
+
+
+def test_the_imagenet_normalisation_is_defined_once():
+    """The mean / std literals and the grayscale weights live in rats_mm/data/images.py."""
+    holders = {literal: sorted(str(p.relative_to(ROOT)) for p in PACKAGE.rglob('*.py')
+                               if literal in p.read_text())
+               for literal in ('0.485', '0.229', '0.587')}
+    assert holders == dict.fromkeys(holders, ['rats_mm/data/images.py'])

@@ -14,7 +14,7 @@ import sys
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from rats_mm.runtime.launch import (add_common_args, load_config, setup_distributed,
+from rats_mm.runtime.launch import (add_common_args, settle_run_config, setup_distributed,
                                     shutdown_distributed)
 
 
@@ -47,7 +47,7 @@ def main():
     args = parse_args()
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = load_config(args)
+    cfg = settle_run_config(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_overlays(cfg, args.show_dir)

@@ -20,15 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_EXTENSIONS, load_rgb
+from ..data.images import (IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb,
+                           normalise_uint8, read_label_list)
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
            'fit_geometry',
            'fit_to_patches', 'image_files', 'load_image', 'make_parser', 'part_items',
            'prepare_image', 'prepare_labels', 'run_cli', 'to_jsonable', 'write_json']
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @torch.no_grad()
@@ -121,10 +119,8 @@ def prepare_image(path_or_array, patch_size, size=None):
     if isinstance(array, (str, Path)):
         array = load_image(array)
     array = fit_to_patches(np.asarray(array, dtype=np.uint8), patch_size, size)
-    x = torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0  # a writable copy
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0)
+    x = torch.from_numpy(np.array(array)).permute(2, 0, 1)  # (3, H', W'), a writable copy
+    return normalise_uint8(x).unsqueeze(0)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -198,13 +194,7 @@ def category_labels(data_root):
         return None, None
     cats = {}
     for f in files:
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise ValueError(f'{f}:{n}: expected "path category", got {line!r}')
-            cats[str((root / parts[0]).resolve())] = int(parts[1])
+        cats.update((str((root / path).resolve()), label) for path, label in read_label_list(f))
     names = []
     if (root / 'meta.json').is_file():
         names = json.loads((root / 'meta.json').read_text()).get('categories') or []

@@ -8,11 +8,31 @@ seeds read from the config's ``randomness = dict(seed=N)``.
 import json
 import math
 import os
-import re
+import runpy
 
-__all__ = ['collect_runs', 'compare_runs', 'mean_std', 'runs_table']
+__all__ = ['collect_runs', 'compare_runs', 'mean_std', 'run_seed', 'runs_table']
 
-_SEED = re.compile(r'randomness\s*=\s*dict\([^)]*seed\s*=\s*(\d+)')
+
+def run_seed(config_file):
+    """The seed of a dumped config, read as mmengine reads a config: the file is run as
+    Python and its final ``randomness`` is looked at (a later assignment overrides an earlier
+    one, as it does in the run).
+
+    Args:
+        config_file (str): A config the training dumped into its work dir.
+
+    Returns:
+        int | None: ``randomness['seed']``, None when the config sets no seed.
+
+    Raises:
+        ValueError: When the file does not run, naming it.
+    """
+    try:
+        namespace = runpy.run_path(config_file)
+    except Exception as e:
+        raise ValueError(f'{config_file}: cannot read the config ({type(e).__name__}: {e})') from e
+    seed = (namespace.get('randomness') or {}).get('seed')
+    return None if seed is None else int(seed)
 
 
 def _read_run(work_dir):
@@ -28,9 +48,7 @@ def _read_run(work_dir):
     arm, seed = os.path.basename(os.path.normpath(work_dir)), None
     if configs:
         arm = os.path.splitext(configs[0])[0]
-        with open(os.path.join(work_dir, configs[0])) as f:
-            found = _SEED.search(f.read())
-        seed = int(found.group(1)) if found else None
+        seed = run_seed(os.path.join(work_dir, configs[0]))
     return arm, seed, metrics
 
 

@@ -13,10 +13,16 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-__all__ = ['IMAGE_EXTENSIONS', 'EvalTransform', 'ImageFolderDataset', 'load_rgb']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'LUMA', 'EvalTransform',
+           'ImageFolderDataset', 'load_rgb', 'normalise_uint8', 'read_label_list']
 
 logger = logging.getLogger('rats_mm')
 IMAGE_EXTENSIONS = IMG_EXTENSIONS  # torchvision's list
+# The one home of the normalisation every network of the project sees (ImageNet's
+# per-channel mean and std of [0, 1] pixels) and of the grayscale weights.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -32,6 +38,22 @@ def load_rgb(path):
         raise ValueError(f'cannot read image {path}: {e}') from e
 
 
+def normalise_uint8(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Pixels in 0..255 -> float32 ``(x / 255 - mean) / std``: the numbers of torchvision's
+    ``ToTensor`` + ``Normalize`` (and of :class:`EvalTransform`), on any device.
+
+    Args:
+        images (Tensor): (..., 3, H, W) uint8 (or float in 0..255).
+        mean (Sequence[float]): Per-channel mean in [0, 1].
+        std (Sequence[float]): Per-channel std in [0, 1].
+
+    Returns:
+        Tensor: (..., 3, H, W) float32 on the images' device.
+    """
+    x = images.float() / 255.0
+    return (x - x.new_tensor(mean).view(3, 1, 1)) / x.new_tensor(std).view(3, 1, 1)
+
+
 class EvalTransform:
     """Resize (short side to ``size / crop_ratio``), centre-crop ``size``, normalise.
 
@@ -44,8 +66,8 @@ class EvalTransform:
             grayscale views (its colour responses were never trained).
     """
 
-    def __init__(self, size=224, crop_ratio=0.875, mean=(0.485, 0.456, 0.406),
-                 std=(0.229, 0.224, 0.225), grayscale=False):
+    def __init__(self, size=224, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 grayscale=False):
         gray = [T.Grayscale(num_output_channels=3)] if grayscale else []
         self.transform = T.Compose([
             *gray,
@@ -56,19 +78,39 @@ class EvalTransform:
         return self.transform(image)
 
 
-def _read_labels(ann_file, data_root):
-    """``path label`` lines (path relative to ``data_root``) -> (paths, labels)."""
-    paths, labels = [], []
+def read_label_list(ann_file):
+    """The ``path label`` lines of a label list (``labels/<split>.txt``): the project's one
+    parser of them (image folders, the science run's data, the analyses' categories).
+
+    Blank lines are skipped; every other line is a path (relative to the dataset root) and an
+    integer label (negative: unlabelled).
+
+    Args:
+        ann_file (str | Path): The list.
+
+    Returns:
+        list[tuple[str, int]]: (path as written, label) per line, in order.
+
+    Raises:
+        ValueError: On a malformed line, naming the file and the line.
+    """
+    entries = []
     with open(ann_file) as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
                 continue
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
-                raise ValueError(f'{ann_file}:{lineno}: expected "path label", got {line!r}')
-            paths.append(os.path.join(data_root, parts[0]))
-            labels.append(int(parts[1]))
-    return paths, labels
+                raise ValueError(f'{ann_file}:{lineno}: expected "path label" (an integer '
+                                 f'label), got {line!r}')
+            entries.append((parts[0], int(parts[1])))
+    return entries
+
+
+def _read_labels(ann_file, data_root):
+    """``path label`` lines (path relative to ``data_root``) -> (paths, labels)."""
+    entries = read_label_list(ann_file)
+    return [os.path.join(data_root, p) for p, _ in entries], [label for _, label in entries]
 
 
 def _scan_folder(data_root, extensions):

@@ -108,5 +108,4 @@ class RatsViTBackbone(BaseModule):
             x = F.pad(x, (0, pad_w, 0, pad_h))
         final, maps = self.vit.forward_intermediates(x, indices=list(self.out_indices),
                                                      norm=self.norm_maps)
-        c = int(self.vit.has_class_token)
-        return (*maps, final[:, c:self.vit.num_prefix_tokens])    # registers (B, N, D)
+        return (*maps, self.vit.token_groups(final)[1])    # registers (B, N, D)

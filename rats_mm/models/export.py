@@ -29,11 +29,10 @@ class ExportedBackbone(nn.Module):
     def forward(self, images):
         final, maps = self.model.forward_intermediates(images, indices=self.out_indices,
                                                        norm=self.norm_maps)
-        c = int(self.model.has_class_token)
-        prefix = final[:, c:self.model.num_prefix_tokens]                  # (B, N, D)
-        if prefix.shape[1] == 0:
-            prefix = final[:, :1]                                          # (B, 1, D) [CLS]
-        return (*maps, prefix)
+        cls, registers, _ = self.model.token_groups(final)
+        if registers.shape[1] == 0:
+            registers = cls[:, None]                                       # (B, 1, D) [CLS]
+        return (*maps, registers)
 
 
 def export_onnx(model, path, img_size, out_indices=(-1,), norm_maps=True, batch_size=2,

@@ -170,14 +170,28 @@ class RatsViT(nn.Module):
             tokens.insert(0, self.cls_token.expand(B, -1, -1))
         return torch.cat(tokens, dim=1), tuple(grid)
 
+    def token_groups(self, x):
+        """The one place that slices a token sequence ([CLS] if any, registers, patches), as
+        the blocks and ``forward_intermediates`` lay it out.
+
+        Args:
+            x (Tensor): (B, T, D) tokens, T = num_prefix_tokens + L.
+
+        Returns:
+            tuple: [CLS] (B, D) or None without one, registers (B, N, D) (N may be 0) and
+            patches (B, L, D).
+        """
+        c = int(self.has_class_token)
+        cls = x[:, 0] if c else None
+        return cls, x[:, c:self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
+
     def _split(self, x):
         """Normed tokens (B, T, D) -> the forward_features dict."""
-        c = int(self.has_class_token)
-        registers = x[:, c:self.num_prefix_tokens]                          # (B, N, D)
+        cls, registers, patches = self.token_groups(x)
         return {
-            'x_norm_clstoken': x[:, 0] if c else registers.mean(dim=1),
+            'x_norm_clstoken': cls if cls is not None else registers.mean(dim=1),
             'x_norm_regtokens': registers,
-            'x_norm_patchtokens': x[:, self.num_prefix_tokens:],
+            'x_norm_patchtokens': patches,
         }
 
     def forward_features(self, x):
@@ -306,22 +320,6 @@ class RatsViT(nn.Module):
             weights.append(blk.attn.step_weights(blk.norm1(x)))
             x = blk(x)
         return weights
-
-
-def compile_static(module):
-    """``torch.compile`` a backbone in place (``nn.Module.compile``: checkpoint keys stay),
-    one static graph per input size (``dynamic=False``): with dynamic shapes, the backward of
-    the bicubic position resampling fails at the second crop size (torch 2.13,
-    ``isIntList() INTERNAL ASSERT FAILED`` in ``UpsampleBicubic2DAaBackward0``).
-
-    Args:
-        module (nn.Module): The backbone (or a wrapper around it).
-
-    Returns:
-        nn.Module: ``module``, compiled.
-    """
-    module.compile(dynamic=False)
-    return module
 
 
 # (embed_dim, depth, num_heads) of the standard sizes.

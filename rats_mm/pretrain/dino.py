@@ -4,26 +4,27 @@ from mmengine.model import BaseModel, MMDistributedDataParallel
 from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import (MODEL_WRAPPERS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
                                OPTIM_WRAPPERS)
-from torch import nn
 
 from ..models import RatsViT, compile_static, load_pretrained
-from ..models.embedding import embed, embedding_dim
-from ..ssl import (DINOHead, DINOLoss, build_teacher, cancel_last_layer_gradients,
-                   clip_gradients_per_parameter, update_teacher)
+from ..ssl import cancel_last_layer_gradients, clip_gradients_per_parameter, update_teacher
 from ..ssl.diagnostics import grad_norm_by_group
-from ..ssl.distill import embed_views
+from ..ssl.distill import DINODistillation
 
 
 @MODELS.register_module()
-class DINOPretrainer(BaseModel):
-    """Student and teacher (backbone + DINO head) trained with the DINO loss.
+class DINOPretrainer(DINODistillation, BaseModel):
+    """:class:`rats_mm.ssl.distill.DINODistillation` (student and teacher, backbone + DINO
+    head, trained with the DINO loss) with mmengine's model interface around it: built from a
+    config, a data preprocessor, ``forward(mode=...)``, ``train_step`` through an optim
+    wrapper. The state dict is the shared model's (``student.*``, ``teacher.*``,
+    ``criterion.*``).
 
     The image embedding fed to the heads is ``RatsViT.forward``: the mean of the final normed
     registers for RATS, the [CLS] token for a ViT, so RATS, ViT + registers and plain ViT all
     pretrain through this class; ``embedding='registers'`` feeds them every register of a
-    RATS instead (``rats_mm.models.embedding``, as ``DINODistillation`` does). The teacher
-    momentum and temperature are set every iteration by ``DINOScheduleHook``
-    (``teacher_momentum``, ``teacher_temp``, ``current_iter``).
+    RATS instead (``rats_mm.models.embedding``). The teacher momentum and temperature are set
+    every iteration by ``DINOScheduleHook`` (``teacher_momentum``, ``teacher_temp``,
+    ``current_iter``).
 
     Args:
         backbone (dict): :class:`RatsViT` arguments; an optional ``pretrained`` path is loaded
@@ -34,14 +35,14 @@ class DINOPretrainer(BaseModel):
             not updated (DINO: one epoch).
         data_preprocessor (dict | None): mmengine data preprocessor (moves data to device).
         init_cfg (dict | None): mmengine init config.
-        compile_backbone (bool): ``torch.compile`` the student and teacher backbones in place
-            (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
-            crop size, no graph break).
         stats_interval (int): Iterations between the teacher-target diagnostics
             (``teacher_entropy_ratio`` ...) and the gradient norm per parameter group
             (``grad_norm_<group>``, ``rats_mm.ssl.diagnostics``) in the logged scalars;
             ``DINOScheduleHook`` sets it to the logger interval, so reading them costs no
             other step a device sync.
+        compile_backbone (bool): ``torch.compile`` the student and teacher backbones in place
+            (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
+            crop size, no graph break).
         embedding (str): What the heads read: ``'pooled'`` (the image embedding) or
             ``'registers'`` (every register concatenated, RATS only; not with
             ``compile_backbone``).
@@ -51,18 +52,13 @@ class DINOPretrainer(BaseModel):
     def __init__(self, backbone, head=None, loss=None, freeze_last_layer_iters=0,
                  data_preprocessor=None, init_cfg=None, stats_interval=1,
                  compile_backbone=False, embedding='pooled', num_global=2):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         pretrained = backbone.pop('pretrained', None)
         vit = RatsViT(**backbone)
         if pretrained:
             load_pretrained(vit, pretrained)
-        head = dict(head or {})
-        self.embedding, self.num_global = embedding, num_global
-        self.student = nn.ModuleDict({
-            'backbone': vit, 'head': DINOHead(embedding_dim(vit, embedding), **head)})
-        self.teacher = build_teacher(self.student).eval()
-        self.criterion = DINOLoss(self.student['head'].last_layer.out_features, **(loss or {}))
+        super().__init__(vit, head=head, loss=loss, num_global=num_global, embedding=embedding,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.freeze_last_layer_iters = freeze_last_layer_iters
         self.teacher_momentum = 0.996
         self.teacher_temp = 0.04
@@ -77,40 +73,17 @@ class DINOPretrainer(BaseModel):
             compile_static(self.student['backbone'])
             compile_static(self.teacher['backbone'])
 
-    def train(self, mode=True):
-        """Set the student's mode; the teacher always stays in eval mode.
-
-        mmengine calls ``model.train()`` before training. The teacher is a copy of the
-        student, so without this it would run the student's stochastic depth and dropout and
-        its targets would be randomly thinned; DINO builds its teacher without drop-path and
-        DINOv2's meta-architecture keeps it in eval the same way.
-        """
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
     def init_weights(self):
         """Keep the student's own init and the pretrained weights; teacher = student."""
         self.teacher.load_state_dict(self.student.state_dict())
 
-    def _embed(self, branch, crops):
-        """Embed crops grouped by resolution: list of (B, 3, s, s) -> (num_crops * B, K)."""
-        return embed_views(lambda x: embed(branch['backbone'], x, self.embedding),
-                           branch['head'], crops)
-
     def forward(self, inputs, data_samples=None, mode='loss'):
-        """``mode='loss'``: DINO loss on multi-crop ``inputs`` (list of (B, 3, s, s), the two
-        global crops first). ``mode='tensor'``/``'predict'``: teacher backbone embeddings of
-        ``inputs`` (B, 3, H, W) -> (B, D)."""
+        """``mode='loss'``: DINO loss on multi-crop ``inputs`` (list of (B, 3, s, s), the
+        global crops first; :meth:`dino_loss` at ``teacher_temp``). ``mode='tensor'`` /
+        ``'predict'``: teacher backbone embeddings of ``inputs`` (B, 3, H, W) -> (B, D)."""
         if mode != 'loss':
             return self.teacher['backbone'](inputs)
-        num_global = self.num_global
-        with torch.no_grad():
-            teacher_out = self._embed(self.teacher, inputs[:num_global])
-        student_out = self._embed(self.student, inputs)
-        loss = self.criterion(student_out, teacher_out, self.teacher_temp,
-                              num_student_crops=len(inputs), num_teacher_crops=num_global)
-        return {'loss': loss}
+        return {'loss': self.dino_loss(inputs, self.teacher_temp)}
 
     def train_step(self, data, optim_wrapper, forward=None):
         """One DINO iteration: loss, backward, (last-layer freezing), step, teacher EMA.

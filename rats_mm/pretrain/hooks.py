@@ -4,9 +4,10 @@ import json
 import os
 
 import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import DATASETS, HOOKS
+from mmengine.registry import DATASETS, HOOKS, MODELS
 
 from ..analysis.probes.features import extract_features
 from ..analysis.probes.classifiers import contiguous_labels
@@ -186,6 +187,34 @@ def knn_top1(network, bank, query, k=20, temperature=0.07, batch_size=64, num_wo
     query_x, query_y = extract_features(network, query, batch_size, num_workers, device)
     bank_y, query_y, num_classes = contiguous_labels(bank_y, query_y)
     return knn_accuracy(bank_x, bank_y, query_x, query_y, num_classes, k, temperature)
+
+
+def random_init_knn(config, root='.', seed=0):
+    """k-NN top-1 of a pretraining config's network at its initialisation, with the same
+    k-NN monitor settings and data as its training run: the chance level to beat.
+
+    Args:
+        config (str): Pretraining config with a ``KNNMonitorHook`` in ``custom_hooks``.
+        root (str): Folder that the config's relative ``data_root`` starts from (the
+            repository root, where the tools run).
+        seed (int): Seed of the init.
+
+    Returns:
+        float: The teacher's (= the student's, at init) k-NN top-1 in [0, 1].
+    """
+    cfg = Config.fromfile(config)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    monitor = next((h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook'), None)
+    if monitor is None:
+        raise ValueError(f'{config}: no KNNMonitorHook in custom_hooks to take the k-NN '
+                         'settings and data from')
+    root = os.path.join(root, cfg.train_dataloader.dataset.data_root)
+    bank, query = (DATASETS.build(dict({'data_root': root}, **monitor[key]))
+                   for key in ('bank', 'query'))
+    return knn_top1(model.teacher['backbone'].eval(), bank, query, k=monitor.get('k', 20),
+                    batch_size=monitor.get('batch_size', 64), num_workers=0)
 
 
 @HOOKS.register_module()

@@ -16,7 +16,7 @@ from ..models.weights import (BACKBONE_OPTIONS, extract_backbone, load_checkpoin
                               recorded_backbone_options, save_backbone)
 
 __all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_backbone',
-           'load_backbone', 'load_config', 'model_from_args']
+           'load_backbone', 'read_config', 'model_from_args']
 
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
@@ -24,7 +24,7 @@ WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg',
 _VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
 
 
-def load_config(config):
+def read_config(config):
     """Args:
         config (str | Path | mmengine.config.Config): A config file or a loaded config.
 
@@ -47,7 +47,7 @@ def backbone_kwargs(config):
     Returns:
         dict: The backbone description without the wrapper keys (``WRAPPER_KEYS``).
     """
-    cfg = load_config(config)
+    cfg = read_config(config)
     name = getattr(cfg, 'filename', None) or '<config>'
     model = cfg.get('model')
     if model is None or model.get('backbone') is None:

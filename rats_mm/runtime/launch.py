@@ -36,8 +36,9 @@ def train_parser(description):
     return add_common_args(parser)
 
 
-def load_config(args):
-    """Config with ``--cfg-options`` merged, work dir, launcher, resume and AMP settled."""
+def settle_run_config(args):
+    """The run's config read from ``args.config`` and settled for this machine: ``--cfg-options``
+    merged, work dir, launcher, resume, AMP and schedules settled, plain checkpoints added."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config!r} does not exist')
     cfg = Config.fromfile(args.config)
@@ -105,7 +106,7 @@ def train_main(description):
     """The whole of ``tools/pretrain.py`` and ``tools/train.py``: parse, configure, train."""
     from mmengine.runner import Runner
     try:
-        cfg = load_config(train_parser(description).parse_args())
+        cfg = settle_run_config(train_parser(description).parse_args())
     except (FileNotFoundError, RuntimeError) as err:  # bad config, --amp without CUDA, resume
         sys.exit(f'error: {err}')
     setup_distributed(cfg)

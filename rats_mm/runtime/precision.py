@@ -1,5 +1,5 @@
 """Mixed precision and schedules that follow the machine, settled when a config is loaded
-(``rats_mm.runtime.launch.load_config``).
+(``rats_mm.runtime.launch.settle_run_config``).
 
 Precision: the ImageNet pretraining and Mask2Former configs ask for bf16 autocast
 (``AmpOptimWrapper`` / ``DINOAmpOptimWrapper`` with ``dtype='bfloat16'`` and no loss scaler:
@@ -16,6 +16,8 @@ differs, every iteration count is rescaled so that the epochs stay what the conf
 import os
 
 import torch
+
+from ..models.acceleration import enable_tf32
 
 __all__ = ['settle_precision', 'settle_schedule', 'world_size']
 
@@ -57,9 +59,7 @@ def settle_precision(cfg, amp=None, log=print):
         log(f'note: no CUDA device: the config\'s mixed precision ({kind}) is off, the run '
             'is float32')
         return 'fp32'
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    enable_tf32()
     if wrapper.get('type') not in _PLAIN_TYPES:
         return 'fp32'
     return 'fp16' if str(wrapper.get('dtype')) in ('float16', 'torch.float16') else 'bf16'

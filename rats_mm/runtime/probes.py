@@ -11,9 +11,9 @@ from ..analysis.probes.features import EMBEDDINGS, FrozenEmbedding, dist_info, e
 from ..analysis.io import make_parser, write_json
 from ..analysis.probes.classifiers import knn_probe, linear_probe
 from ..data.images import EvalTransform, ImageFolderDataset
-from .backbones import add_model_args, load_backbone, load_config
+from .backbones import add_model_args, load_backbone, read_config
 
-__all__ = ['eval_transform', 'probe_dataset', 'probe_main', 'probe_parser']
+__all__ = ['eval_transform', 'probe_backbone', 'probe_dataset', 'probe_main', 'probe_parser']
 
 
 def probe_parser(doc):
@@ -37,7 +37,7 @@ def eval_transform(config, size=None):
     """The config's ``eval_pipeline`` (what its k-NN monitor used) or, without one, DINO's
     (resize to size / 0.875, centre-crop size; size defaults to the backbone's img_size).
     ``size`` overrides the crop size of either."""
-    cfg = load_config(config)
+    cfg = read_config(config)
     spec = dict(cfg.get('eval_pipeline') or {})
     if not spec:
         img_size = cfg.model.backbone.get('img_size', 224)
@@ -58,6 +58,30 @@ def probe_dataset(root, ann_file, transform):
         raise ValueError(f'no labels for the images under {root}: give an ann file or use '
                          'class sub-folders (ImageNet layout)')
     return dataset
+
+
+def probe_backbone(config, checkpoint, data_root, features='embedding'):
+    """k-NN and linear probe of a saved backbone on a generated dataset (its
+    ``labels/training.txt`` -> ``labels/validation.txt``), as ``tools/eval_knn.py`` and
+    ``tools/eval_linear.py`` run them, from one feature extraction in this process.
+
+    Args:
+        config (str): The backbone's config (model and evaluation transform).
+        checkpoint (str): Its weights.
+        data_root (str): Dataset with ``labels/<split>.txt``.
+        features (str): ``'embedding'`` or ``'registers'`` (see ``FrozenEmbedding``).
+
+    Returns:
+        dict: ``knn`` and ``linear`` top-1 accuracies in [0, 1].
+    """
+    transform = eval_transform(config)
+    network = FrozenEmbedding(load_backbone(config, checkpoint), features)
+    (train_x, train_y), (val_x, val_y) = (
+        extract_features(network, probe_dataset(data_root, f'labels/{split}.txt', transform),
+                         num_workers=0)
+        for split in ('training', 'validation'))
+    return {'knn': knn_probe(train_x, train_y, val_x, val_y)['top1'],
+            'linear': linear_probe(train_x, train_y, val_x, val_y)['top1']}
 
 
 def _init_distributed(device):

@@ -18,6 +18,8 @@ import torch
 
 from ..analysis.io import load_image
 from ..data import SYNTHETIC_VERSION, generate_dataset, render_sample
+from ..data.images import read_label_list
+from ..models.weights import atomic_save
 
 __all__ = ['EvalSets', 'load_labelled_images', 'prepare_eval_sets', 'render_training_images']
 
@@ -79,9 +81,7 @@ def render_training_images(cache_dir, num_images, size=96, seed=TRAIN_SEED, layo
         f'processes in {seconds:.1f} s ({1000 * seconds * workers / num_images:.2f} ms per '
         'image per process)')
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + '.tmp'
-    torch.save({'images': images, 'labels': labels}, tmp)
-    os.replace(tmp, path)  # never a half-written cache
+    atomic_save({'images': images, 'labels': labels}, path)  # never a half-written cache
     return images, labels
 
 
@@ -96,18 +96,10 @@ def load_labelled_images(data_root, split):
         tuple[Tensor, Tensor]: (M, 3, S, S) uint8 and (M,) int64 labels (all images of a
         generated set share one size).
     """
-    list_file = os.path.join(data_root, 'labels', f'{split}.txt')
-    paths, labels = [], []
-    with open(list_file) as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 2:
-                raise ValueError(f'{list_file}:{lineno}: expected "path label", got {line!r}')
-            paths.append(os.path.join(data_root, parts[0]))
-            labels.append(int(parts[1]))
-    arrays = [load_image(p) for p in paths]  # errors name the file
+    entries = read_label_list(os.path.join(data_root, 'labels', f'{split}.txt'))
+    arrays = [load_image(os.path.join(data_root, p)) for p, _ in entries]  # errors name it
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (M, 3, S, S)
-    return images, torch.tensor(labels, dtype=torch.int64)
+    return images, torch.tensor([label for _, label in entries], dtype=torch.int64)
 
 
 class EvalSets:

@@ -11,34 +11,83 @@ import torch
 from ..analysis.discovery.boxes import corloc_hits, read_coco_boxes
 from ..analysis.discovery.objects import discover_objects
 from ..analysis.io import features, load_image, prepare_image
-from ..analysis.parts.part_eval import evaluate_parts
-from ..analysis.parts.segment import kmeans, register_assignment
-from ..analysis.parts.similarity import (register_patch_similarity, render_similarity_grid,
-                                   similarity_maps)
+from ..analysis.parts.maps import render_similarity_map
+from ..analysis.parts.part_eval import cluster_patches, evaluate_parts, patch_labels
 from .figures import render_part_maps
 
-__all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all',
+__all__ = ['evaluate_corloc', 'evaluate_part_maps', 'evaluate_parts_all', 'evaluate_pretrained',
            'evaluate_similarity_maps']
 
 
-def evaluate_parts_all(register_models, vit, sets, num_clusters, max_images=None,
-                       prefix=''):
-    """Part mIoU of RATS variants (cosine and broadcast) and ViT k-means on objects and
-    scenes.
+def evaluate_pretrained(models, random_inits, part_sets, scenes, image_size, num_clusters,
+                        max_images=None, metrics=('miou',), lost=('vit',), vis_dir=None):
+    """The evaluation of pretrained backbones that the science run and ``make demo`` share:
+    part figures of the registers (cosine and broadcast) against k-means on the ViT's patch
+    tokens, CorLoc of the registers (and LOST) with the whole-image box as the floor, and the
+    same part figures and register CorLoc of the networks at their init as references.
+
+    Args:
+        models (dict): ``{name: RatsViT}`` trained backbones (eval mode, on their device):
+            RATS variants (register attention; e.g. ``'rats'``, ``'rats_competition'``) and
+            optionally a plain ViT under ``'vit'`` (k-means, LOST).
+        random_inits (dict): ``{name: RatsViT}`` the same networks at their init (any subset
+            of ``models``; the references).
+        part_sets (dict): ``{key suffix: dataset root}`` part-evaluation sets (the science
+            run: objects ``''`` and scenes ``'_scenes'``; the demo: its scenes ``''``).
+        scenes (str): Dataset with ``instances_validation.json`` for CorLoc.
+        image_size (int): Side of the (square) scenes, for the whole-image box.
+        num_clusters (int): K of the ViT's k-means (the RATS's register count).
+        max_images (int | None): First images of each validation split only.
+        metrics (Sequence[str]): ``evaluate_parts`` figures written (``miou``, ``nmi``,
+            ``ari``).
+        lost (Sequence[str]): Names of ``models`` also scored by LOST (``corloc_<name>_lost``).
+        vis_dir (str | None): Drawn boxes of the first images, ``vis_dir/<corloc name>/``.
+
+    Returns:
+        tuple[dict, dict]: The figures (``evaluate_parts_all`` keys, the references with
+        ``random_init_`` after the metric; ``corloc_<rats>_registers``,
+        ``corloc_<rats>_registers_random_init``, ``corloc_<name>_lost``,
+        ``corloc_whole_image``) and the full results behind them (``part_<key>`` ->
+        ``evaluate_parts`` result, ``corloc_<name>`` -> ``discover_objects`` result).
+    """
+    rats = {k: m for k, m in models.items() if m.attn_mode == 'rats'}
+    details = {}
+    out = evaluate_parts_all(rats, models.get('vit'), part_sets, num_clusters, max_images,
+                             metrics=metrics, details=details)
+    out.update(evaluate_parts_all(
+        {k: random_inits[k] for k in rats if k in random_inits}, random_inits.get('vit'),
+        part_sets, num_clusters, max_images, prefix='random_init_', metrics=metrics,
+        details=details))
+    discovery = []
+    for name, model in rats.items():
+        discovery.append((f'{name}_registers', model, 'registers'))
+        if name in random_inits:
+            discovery.append((f'{name}_registers_random_init', random_inits[name], 'registers'))
+    discovery += [(f'{name}_lost', models[name], 'lost') for name in lost if name in models]
+    out.update(evaluate_corloc(discovery, scenes, image_size, max_images, details=details,
+                               vis_dir=vis_dir))
+    return out, details
+
+
+def evaluate_parts_all(register_models, vit, part_sets, num_clusters, max_images=None,
+                       prefix='', metrics=('miou',), details=None):
+    """Part figures of RATS variants (cosine and broadcast) and ViT k-means on each set.
 
     Args:
         register_models (dict): ``{name: RatsViT}`` RATS backbones (eval mode, on their
             device), e.g. ``'rats'``, ``'rats_competition'``; may be empty.
         vit (RatsViT | None): Plain ViT backbone; None skips it.
-        sets (EvalSets): Held-out sets.
-        max_images (int | None): First images of each validation split only.
+        part_sets (dict): ``{key suffix: dataset root}`` (generic part layout).
         num_clusters (int): K of the ViT's k-means (the RATS config's register count).
+        max_images (int | None): First images of each validation split only.
         prefix (str): Inserted in the keys (``'random_init_'`` for the references).
+        metrics (Sequence[str]): ``evaluate_parts`` figures to return.
+        details (dict | None): Filled with ``part_<prefix><key><suffix>`` -> the whole
+            ``evaluate_parts`` result.
 
     Returns:
-        dict: ``part_miou_{prefix}{name}``, ``..._{name}_broadcast`` per RATS model,
-        ``..._vit_kmeans``, on the objects, and the same with ``_scenes`` on the scenes
-        (fractions in [0, 1]).
+        dict: ``part_<metric>_{prefix}{name}``, ``..._{name}_broadcast`` per RATS model,
+        ``..._vit_kmeans``, each with the set's suffix (fractions in [0, 1]).
     """
     out = {}
     common = dict(split='validation', max_images=max_images or None)
@@ -48,32 +97,41 @@ def evaluate_parts_all(register_models, vit, sets, num_clusters, max_images=None
                  (f'{name}_broadcast', model, dict(method='registers', assignment='broadcast'))]
     if vit is not None:
         runs.append(('vit_kmeans', vit, dict(method='kmeans', num_clusters=num_clusters)))
-    for root, tag in ((sets.objects, ''), (sets.scenes, '_scenes')):
+    for tag, root in part_sets.items():
         for key, model, kwargs in runs:
             result = evaluate_parts(model, root, **common, **kwargs)
-            out[f'part_miou_{prefix}{key}{tag}'] = result['miou']
+            out.update({f'part_{m}_{prefix}{key}{tag}': result[m] for m in metrics})
+            if details is not None:
+                details[f'part_{prefix}{key}{tag}'] = result
     return out
 
 
-def evaluate_corloc(named_models, sets, image_size, max_images=None):
+def evaluate_corloc(named_models, scenes, image_size, max_images=None, details=None,
+                    vis_dir=None):
     """CorLoc on the held-out scenes for ``(name, model, method)`` triples, plus the floor of
     the whole-image box.
 
     Args:
         named_models (list[tuple]): ``(name, RatsViT, 'lost' | 'registers')``.
-        sets (EvalSets): Held-out sets.
+        scenes (str): Dataset root with ``instances_validation.json``.
         image_size (int): Side of the (square) scenes, for the whole-image box.
         max_images (int | None): First images only.
+        details (dict | None): Filled with ``corloc_<name>`` -> the whole
+            ``discover_objects`` result.
+        vis_dir (str | None): Drawn boxes of the first images, ``vis_dir/<name>/``.
 
     Returns:
         dict: ``corloc_<name>`` per model and ``corloc_whole_image``.
     """
-    ann = os.path.join(sets.scenes, 'instances_validation.json')
+    ann = os.path.join(scenes, 'instances_validation.json')
     out = {}
     for name, model, method in named_models:
-        result = discover_objects(model, sets.scenes, ann, method=method,
-                                  img_dir='images/validation', max_images=max_images or None)
+        result = discover_objects(model, scenes, ann, method=method,
+                                  img_dir='images/validation', max_images=max_images or None,
+                                  vis_dir=vis_dir and os.path.join(vis_dir, name))
         out[f'corloc_{name}'] = result['corloc']
+        if details is not None:
+            details[f'corloc_{name}'] = result
     gts = [item['boxes'] for item in read_coco_boxes(ann)[:max_images or None]]
     whole = np.array([[0, 0, image_size, image_size]] * len(gts), dtype=np.float32)
     out['corloc_whole_image'] = float(np.mean(corloc_hits(whole, gts)))
@@ -81,23 +139,23 @@ def evaluate_corloc(named_models, sets, image_size, max_images=None):
 
 
 @torch.no_grad()
-def _register_rows(name, model, paths):
-    """Rows of the part-map picture: per image, the register labels by cosine and by
-    broadcast, (h, w) each."""
-    device = next(model.parameters()).device
-    cosine, broadcast = [], []
-    for file in paths:
-        image = prepare_image(file, model.patch_size)
-        out = features(model, image)
-        grid = out['grid_size']
-        cosine.append(register_assignment(out['x_norm_patchtokens'],
-                                          out['x_norm_regtokens'])[0].view(grid))
-        bcast = model.last_broadcast_weights(image.to(device))[0].argmax(-1).cpu()
-        broadcast.append(bcast.view(grid))
-    return {f'{name} registers (cosine)': cosine, f'{name} broadcast': broadcast}
+def _label_rows(rows, paths):
+    """Rows of the part-map picture (``analysis.parts`` labelling, as the part evaluation
+    does it): ``{row name: (model, method, assignment, K)}`` -> ``{row name: [(h, w)
+    labels]}``;
+    k-means rows are fitted on these images jointly."""
+    out = {}
+    for name, (model, method, assignment, num_clusters) in rows.items():
+        images = [prepare_image(f, model.patch_size) for f in paths]
+        feats = [features(model, image) for image in images]
+        labels = [patch_labels(model, image, f, method, assignment)
+                  for image, f in zip(images, feats)]
+        if method == 'kmeans':
+            labels, _ = cluster_patches(labels, None, num_clusters)
+        out[name] = [lab.view(f['grid_size']) for lab, f in zip(labels, feats)]
+    return out
 
 
-@torch.no_grad()
 def evaluate_part_maps(register_models, vit, paths, path, num_clusters):
     """PNG of images with each RATS model's register labels (cosine, broadcast) and the ViT
     k-means labels (K = ``num_clusters``, fitted on these images jointly).
@@ -114,20 +172,17 @@ def evaluate_part_maps(register_models, vit, paths, path, num_clusters):
     """
     rows = {}
     for name, model in register_models.items():
-        rows.update(_register_rows(name, model, paths))
-    vit_out = [features(vit, prepare_image(f, vit.patch_size)) for f in paths]
-    vit_tokens = [out['x_norm_patchtokens'][0] for out in vit_out]               # (L, D)
-    _, assign = kmeans(torch.cat(vit_tokens), num_clusters)
-    rows['ViT k-means'] = [a.view(out['grid_size']) for a, out in
-                           zip(torch.split(assign, [t.shape[0] for t in vit_tokens]), vit_out)]
+        rows[f'{name} registers (cosine)'] = (model, 'registers', 'cosine', None)
+        rows[f'{name} broadcast'] = (model, 'registers', 'broadcast', None)
+    rows['ViT k-means'] = (vit, 'kmeans', None, num_clusters)
     images = [load_image(f) for f in paths]
-    return render_part_maps(images, rows, path, num_clusters)
+    return render_part_maps(images, _label_rows(rows, paths), path, num_clusters)
 
 
-@torch.no_grad()
 def evaluate_similarity_maps(rats, image_path, path):
     """PNG of one image and the similarity map of every RATS register (cosine of the final
-    register with each final patch token), as ``tools/analysis/similarity_maps.py`` draws.
+    register with each final patch token), as ``tools/analysis/similarity_maps.py`` draws
+    it (``rats_mm.analysis.parts.maps.render_similarity_map``).
 
     Args:
         rats (RatsViT): RATS backbone.
@@ -137,8 +192,5 @@ def evaluate_similarity_maps(rats, image_path, path):
     Returns:
         str: ``path``.
     """
-    out = features(rats, prepare_image(image_path, rats.patch_size))
-    sim = register_patch_similarity(out['x_norm_patchtokens'], out['x_norm_regtokens'])
-    maps = similarity_maps(sim, out['grid_size'], out['grid_size'])[0]     # (N, h, w)
-    render_similarity_grid(load_image(image_path), maps, path)
+    render_similarity_map(rats, image_path, path)
     return path

@@ -5,7 +5,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD
 from ..analysis.training_curves import finish_panel
 from ..data.palette import register_palette
 

@@ -4,25 +4,17 @@ block, how alike the registers of a head are and how many of them an image uses.
 import torch
 import torch.nn.functional as F
 
-from ..analysis.io import IMAGENET_MEAN, IMAGENET_STD
 from ..analysis.probes.classifiers import contiguous_labels
 from ..analysis.registers.attention import register_attention_profile
 from ..analysis.registers.stats import register_similarity, registers_in_use
 from ..analysis.parts.segment import register_assignment
+from ..data.images import LUMA, normalise_uint8
 from ..ssl.diagnostics import training_diagnostics
 from ..ssl.knn import knn_accuracy
 
 __all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, torchvision's grayscale
-
-
-def normalise(images):
-    """(B, 3, H, W) uint8 -> float32 normalised with ImageNet's mean and std."""
-    x = images.float() / 255.0
-    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+normalise = normalise_uint8  # (B, 3, H, W) uint8 -> float32, ImageNet mean / std
 
 
 def eval_views(images, size, grayscale):
@@ -39,7 +31,7 @@ def eval_views(images, size, grayscale):
     """
     x = images.float()
     if grayscale:
-        luma = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (B, 1, H, W)
+        luma = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (B, 1, H, W)
         x = luma.expand(-1, 3, -1, -1)
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode='bicubic', antialias=True,

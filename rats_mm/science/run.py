@@ -21,13 +21,12 @@ from dataclasses import replace
 
 import torch
 
-from ..models import RatsViT
+from ..models import RatsViT, enable_tf32
 from ..models.weights import atomic_write, backbone_options, save_backbone
 from ..ssl.collapse import early_signs
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
-from .evaluate import (evaluate_corloc, evaluate_part_maps, evaluate_parts_all,
-                       evaluate_similarity_maps)
+from .evaluate import evaluate_part_maps, evaluate_pretrained, evaluate_similarity_maps
 from .figures import render_curves, render_views
 from .measure import KNNSet
 from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
@@ -169,7 +168,7 @@ def _export(result, path):
     return path
 
 
-def _prepare(run, recipe, cache_dir, device, configs):
+def _prepare(run, recipe, cache_dir, device, configs, seconds_per_model):
     """Data on the device, k-NN set, FLOPs; returns (images, knn, attention images, sets)."""
     start = time.perf_counter()
     sets = prepare_eval_sets(cache_dir, recipe.num_eval_objects, recipe.num_eval_scenes,
@@ -187,7 +186,7 @@ def _prepare(run, recipe, cache_dir, device, configs):
               num_train_images=len(images),
               **{f'train_gflops_per_image_{k}': v / 1e9 for k, v in flops.items()},
               **{f'expected_images_at_{ASSUMED_TFLOPS:.0f}_tflops_{k}':
-                 ASSUMED_TFLOPS * 1e12 * run.summary['seconds_per_model'] / v
+                 ASSUMED_TFLOPS * 1e12 * seconds_per_model / v
                  for k, v in flops.items()})
     return images.to(device), knn, attention_images, sets
 
@@ -208,19 +207,12 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
     registers = {k: teachers[k] for k in _register_variants(teachers)}
     vit = teachers.get('vit')
     clusters = configs['rats']['num_registers']  # ViT k-means: K = the RATS register count
-    limit = recipe.eval_max_images
-    run.write(**evaluate_parts_all(registers, vit, sets, clusters, limit))
+    figures, _ = evaluate_pretrained(
+        teachers, randoms, {'': sets.objects, '_scenes': sets.scenes}, sets.scenes,
+        recipe.image_size, clusters, recipe.eval_max_images)
+    run.write(**figures)
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))
-    run.write(**evaluate_parts_all({k: randoms[k] for k in registers}, randoms.get('vit'),
-                                   sets, clusters, limit, prefix='random_init_'))
-    discovery = []
-    for name in registers:
-        discovery += [(f'{name}_registers', registers[name], 'registers'),
-                      (f'{name}_registers_random_init', randoms[name], 'registers')]
-    if vit is not None:
-        discovery.append(('vit_lost', vit, 'lost'))
-    run.write(**evaluate_corloc(discovery, sets, recipe.image_size, limit))
     scenes = _validation_images(sets.scenes, 4)
     if registers and vit is not None:
         paths = _validation_images(sets.objects, 4) + scenes
@@ -272,47 +264,23 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     recipe = _resolve_recipe(recipe, preset, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     run = Run(out_dir)
-    configs = _variant_configs(rats_config, vit_config, backbone_overrides or {})
-    run.write(device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
-                      else f'cpu ({platform.processor() or platform.machine()}, '
-                           f'{torch.get_num_threads()} threads)'),
-              torch=torch.__version__, seed=seed, minutes=minutes, preset=preset,
-              seconds_per_model=60.0 * minutes / len(variants), recipe=recipe.to_dict(),
-              configs={**{name: rats_config + ''.join(f' with {k}={v!r}' for k, v in o.items())
-                          for name, o in RATS_VARIANT_OPTIONS.items()}, 'vit': vit_config},
-              variants=variants, backbone_overrides=backbone_overrides or {})
+    configs, described = _variant_configs(rats_config, vit_config, backbone_overrides or {})
+    seconds_per_model = 60.0 * minutes / len(variants)
+    run.write(device=_describe_device(device), torch=torch.__version__, seed=seed,
+              minutes=minutes, preset=preset, seconds_per_model=seconds_per_model,
+              recipe=recipe.to_dict(), configs=described, variants=variants,
+              backbone_overrides=backbone_overrides or {})
     if device.type == 'cpu' and preset == 'gpu':
         run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
                 'seconds per step and plans few steps; --preset testbed is sized for two '
                 'CPU cores')
     cache_dir = cache_dir or os.path.join('data', 'science')
-    images, knn, attention_images, sets = _prepare(run, recipe, cache_dir, device,
-                                                   {k: configs[k] for k in variants})
-    views = DeviceMultiCrop(**recipe.multicrop_kwargs())(
-        images[:4], generator=torch.Generator(device=device).manual_seed(seed))
-    render_views(views, run.path('views.png'))
-    torch.manual_seed(seed)
-    random_rats = RatsViT(**configs['rats']).to(device).eval()
-    run.write(knn_top1_random_init=knn.top1(random_rats, recipe.global_crop_size,
-                                            recipe.augmentation.get('grayscale_p', 0) >= 1))
-    trained, histories = {}, {}
-    for name in variants:
-        def on_point(history, name=name):
-            histories[name] = history
-            run.write(history={**run.summary.get('history', {}), name: history})
-        trained[name] = train_model(
-            name, configs[name], images, knn, attention_images, recipe,
-            run.summary['seconds_per_model'], device, seed, autocast_dtype, on_point, run.log,
-            max_steps)
-        run.write(**_model_figures(name, trained[name]))
-        if _diverged(trained[name]):  # NaN weights: nothing to export or evaluate
-            run.log(f'[{name}] diverged ({trained[name].figures["stopped_early"]}): not '
-                    'exported, left out of the final evaluation')
-            del trained[name]
-            continue
-        _export(trained[name], run.path(f'backbone_{name}.pth'))
-        render_curves({DISPLAY_NAMES[k]: v for k, v in histories.items()},
-                      run.path('curves.png'))
+    images, knn, attention_images, sets = _prepare(
+        run, recipe, cache_dir, device, {k: configs[k] for k in variants}, seconds_per_model)
+    _views_and_chance(run, recipe, images, knn, configs['rats'], seed)
+    trained = _train_variants(run, variants, configs, (images, knn, attention_images), recipe,
+                              dict(seconds=seconds_per_model, device=device, seed=seed,
+                                   autocast_dtype=autocast_dtype, max_steps=max_steps))
     try:
         if trained:
             _final_evaluation(run, trained, configs, sets, recipe, seed)
@@ -325,19 +293,87 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     return run.summary
 
 
-def _variant_configs(rats_config, vit_config, backbone_overrides):
-    """``RatsViT`` arguments of every variant: the RATS config with each variant's
-    options, the ViT config, each with ``backbone_overrides`` (checked by building one)."""
+def _train_variants(run, variants, configs, data, recipe, options):
+    """Train each variant in turn; write its figures, export its teacher and redraw the
+    curves as soon as it is trained.
+
+    Args:
+        run (Run): The output folder.
+        variants (list[str]): Names to train, in order.
+        configs (dict): ``{name: RatsViT kwargs}``.
+        data (tuple): Training images, :class:`KNNSet` and attention images, on the device.
+        recipe (Recipe): The recipe.
+        options (dict): ``seconds`` (per model), ``device``, ``seed``, ``autocast_dtype``,
+            ``max_steps``.
+
+    Returns:
+        dict: ``{name: TrainResult}`` of the models that did not diverge.
+    """
+    images, knn, attention_images = data
+    trained, histories = {}, {}
+    for name in variants:
+        def on_point(history, name=name):
+            histories[name] = history
+            run.write(history={**run.summary.get('history', {}), name: history})
+        result = train_model(
+            name, configs[name], images, knn, attention_images, recipe, options['seconds'],
+            options['device'], options['seed'], options['autocast_dtype'], on_point, run.log,
+            options['max_steps'])
+        run.write(**_model_figures(name, result))
+        if _diverged(result):  # NaN weights: nothing to export or evaluate
+            run.log(f'[{name}] diverged ({result.figures["stopped_early"]}): not exported, '
+                    'left out of the final evaluation')
+            continue
+        trained[name] = result
+        _export(result, run.path(f'backbone_{name}.pth'))
+        render_curves({DISPLAY_NAMES[k]: v for k, v in histories.items()},
+                      run.path('curves.png'))
+    return trained
+
+
+def _variant_configs(rats_config, vit_config, backbone_overrides=None):
+    """The backbone of every variant: the RATS config with each variant's register-attention
+    options, and the ViT config, each with ``backbone_overrides`` (checked by building the
+    RATS and the ViT).
+
+    Returns:
+        tuple[dict, dict]: ``{variant: RatsViT kwargs}`` and ``{variant: description}`` (the
+        config file and the options applied to it, for the summary).
+    """
+    backbone_overrides = backbone_overrides or {}
     rats = backbone_config(rats_config)
-    configs = {name: {**rats, **options} for name, options in RATS_VARIANT_OPTIONS.items()}
-    configs['vit'] = backbone_config(vit_config)
-    configs = {name: {**cfg, **backbone_overrides} for name, cfg in configs.items()}
+    configs = {name: {**rats, **options, **backbone_overrides}
+               for name, options in RATS_VARIANT_OPTIONS.items()}
+    configs['vit'] = {**backbone_config(vit_config), **backbone_overrides}
     for name in ('rats', 'vit'):
         try:
             RatsViT(**configs[name])
         except (TypeError, ValueError) as e:
             raise ValueError(f'backbone overrides {backbone_overrides}: {name}: {e}') from None
-    return configs
+    described = {name: rats_config + ''.join(f' with {k}={v!r}' for k, v in options.items())
+                 for name, options in RATS_VARIANT_OPTIONS.items()}
+    described['vit'] = vit_config
+    return configs, described
+
+
+def _views_and_chance(run, recipe, images, knn, rats_kwargs, seed):
+    """``views.png`` (the multi-crop views of the first images) and the k-NN top-1 of the
+    RATS at its init (``knn_top1_random_init``, the chance level to beat)."""
+    device = images.device
+    views = DeviceMultiCrop(**recipe.multicrop_kwargs())(
+        images[:4], generator=torch.Generator(device=device).manual_seed(seed))
+    render_views(views, run.path('views.png'))
+    torch.manual_seed(seed)
+    random_rats = RatsViT(**rats_kwargs).to(device).eval()
+    run.write(knn_top1_random_init=knn.top1(random_rats, recipe.global_crop_size,
+                                            recipe.augmentation.get('grayscale_p', 0) >= 1))
+
+
+def _describe_device(device):
+    """The device's name for the summary (a GPU's model; a CPU's processor and threads)."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
 
 
 def _diverged(result):
@@ -360,10 +396,8 @@ def _setup_device(device):
     """The torch device; on CUDA, TF32 matrix products for what runs outside autocast."""
     device = torch.device(device)
     if device.type == 'cuda':
-        if not torch.cuda.is_available():
+        if not enable_tf32():
             raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     return device
 
 

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD, LUMA
 from .checks import check_int
 from .multicrop import MultiCropAugmentation, MultiCropRecipe, _check_scale
 
 __all__ = ['DeviceMultiCrop']
 
 _ATTEMPTS = 10  # as RandomResizedCrop.get_params
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as torchvision's rgb_to_grayscale
-_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+_RGB_TO_YIQ = (LUMA, (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 _YIQ_TO_RGB = tuple(tuple(row) for row in
                     torch.linalg.inv(torch.tensor(_RGB_TO_YIQ, dtype=torch.float64)).tolist())
 
@@ -81,7 +81,7 @@ def _rand(shape, generator, device):
 def _gray(x):
     """ITU-R 601-2 luma of (B, 3, h, w) RGB images, as (B, 1, h, w)."""
     r, g, b = x.unbind(1)
-    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)  # (B, 1, h, w)
+    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)  # (B, 1, h, w)
 
 
 def _where(mask, new, old):
@@ -158,7 +158,7 @@ class DeviceMultiCrop(MultiCropRecipe):
 
     def __init__(self, global_crops_scale=(0.4, 1.0), local_crops_scale=(0.05, 0.4),
                  local_crops_number=8, global_crop_size=224, local_crop_size=96,
-                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
                  color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2,
                  ratio=(3 / 4, 4 / 3)):

@@ -2,8 +2,8 @@
 that never waits for the device (no ``.item()``, no ``if`` on a tensor).
 
 This is what ``tools/science.py`` trains with on a GPU machine that has no OpenMMLab; the
-mmengine model (``rats_mm.pretrain.DINOPretrainer``) wraps the same pieces for the
-config-driven runs.
+mmengine model (``rats_mm.pretrain.DINOPretrainer``) is this model with mmengine's interface
+around it (a subclass), for the config-driven runs.
 """
 from dataclasses import dataclass
 
@@ -44,11 +44,14 @@ def embed_views(features, head, views):
 
 
 class DINODistillation(nn.Module):
-    """Student and teacher (backbone + :class:`DINOHead`) with the :class:`DINOLoss`.
+    """The project's one DINO model: student and teacher (backbone + :class:`DINOHead`) with
+    the :class:`DINOLoss`.
 
-    The teacher is a frozen copy of the student, updated as its EMA by :func:`train_step`,
-    and stays in eval mode whatever ``train()`` is called with (no drop-path in its targets),
-    as DINOv2's meta-architecture keeps it.
+    The teacher is a frozen copy of the student, updated as its EMA by the driver (here
+    :func:`train_step`; ``rats_mm.pretrain.DINOPretrainer``, the mmengine driver, subclasses
+    this model and adds mmengine's interface), and stays in eval mode whatever ``train()`` is
+    called with (no drop-path in its targets), as DINOv2's meta-architecture keeps it. The
+    state dict holds ``student.*``, ``teacher.*`` and ``criterion.*`` (the centre).
 
     Args:
         backbone (nn.Module): Maps (B, 3, s, s) images to (B, D) embeddings and has an
@@ -61,12 +64,15 @@ class DINODistillation(nn.Module):
             (``forward``: RATS's mean of the registers, a ViT's [CLS]), or ``'registers'``,
             the final registers concatenated in order (B, N * D), so the loss is no longer
             symmetric in the registers of a head (a RATS backbone only).
+        **module_kwargs: Passed on to the next base's ``__init__`` (a subclass that also
+            derives from mmengine's ``BaseModel``: ``data_preprocessor``, ``init_cfg``).
     """
 
     EMBEDDINGS = EMBEDDINGS
 
-    def __init__(self, backbone, head=None, loss=None, num_global=2, embedding='pooled'):
-        super().__init__()
+    def __init__(self, backbone, head=None, loss=None, num_global=2, embedding='pooled',
+                 **module_kwargs):
+        super().__init__(**module_kwargs)
         in_dim = embedding_dim(backbone, embedding)  # checks the embedding
         self.embedding = embedding
         head_module = DINOHead(in_dim, **(head or {}))
@@ -76,7 +82,13 @@ class DINODistillation(nn.Module):
         self.num_global = num_global
 
     def train(self, mode=True):
-        """Set the student's mode; the teacher stays in eval mode."""
+        """Set the student's mode; the teacher always stays in eval mode.
+
+        Drivers call ``model.train()`` before training. The teacher is a copy of the
+        student, so without this it would run the student's stochastic depth and dropout and
+        its targets would be randomly thinned; DINO builds its teacher without drop-path and
+        DINOv2's meta-architecture keeps it in eval the same way.
+        """
         super().train(mode)
         self.teacher.eval()
         return self
@@ -86,7 +98,7 @@ class DINODistillation(nn.Module):
         return embed_views(lambda x: embed(branch['backbone'], x, self.embedding),
                            branch['head'], views)
 
-    def forward(self, views, teacher_temp):
+    def dino_loss(self, views, teacher_temp):
         """DINO loss of multi-crop ``views``.
 
         Args:
@@ -101,6 +113,10 @@ class DINODistillation(nn.Module):
         student_out = self._embed(self.student, views)
         return self.criterion(student_out, teacher_out, teacher_temp,
                               num_student_crops=len(views), num_teacher_crops=self.num_global)
+
+    def forward(self, views, teacher_temp):
+        """:meth:`dino_loss` (the plain-PyTorch driver's call)."""
+        return self.dino_loss(views, teacher_temp)
 
 
 def build_optimizer(student, lr, weight_decay, fused=None):

@@ -8,6 +8,7 @@ seed makes the crops reproducible.
 import torch
 from torchvision import transforms
 
+from ..data.images import IMAGENET_MEAN, IMAGENET_STD
 from .checks import check_int, check_probability
 
 __all__ = ['MultiCropAugmentation', 'collate_multicrop']
@@ -143,7 +144,7 @@ class MultiCropAugmentation(MultiCropRecipe):
 
     def __init__(self, global_crops_scale=(0.4, 1.0), local_crops_scale=(0.05, 0.4),
                  local_crops_number=8, global_crop_size=224, local_crop_size=96,
-                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  color_jitter=(0.4, 0.4, 0.2, 0.1), grayscale_p=0.2, scale_blur_to_crop=False,
                  color_jitter_p=0.8, blur_p=(1.0, 0.1, 0.5), solarize_p=0.2, output='float'):
         if output not in self.OUTPUTS:

@@ -51,3 +51,18 @@ def test_arms_are_kept_apart_and_a_repeated_seed_is_named(tmp_path):
         compare_runs([a, c])
     with pytest.raises(FileNotFoundError, match='no test_metrics.json'):
         compare_runs([str(tmp_path)])
+
+
+def test_the_seed_is_the_configs_last_word(tmp_path):
+    """A dumped config is read as mmengine reads it: the final ``randomness`` counts (a
+    regex over the text took the first assignment), with any other keys beside the seed."""
+    from rats_mm.analysis.runs import run_seed
+    config = tmp_path / 'cfg.py'
+    config.write_text("randomness = dict(seed=1)\nmodel = dict(type='X')\n"
+                      "randomness = dict(deterministic=False,\n    seed=2)\n")
+    assert run_seed(str(config)) == 2
+    config.write_text("model = dict()\n")
+    assert run_seed(str(config)) is None
+    config.write_text("randomness = dict(seed=\n")
+    with pytest.raises(ValueError, match='cfg.py: cannot read the config'):
+        run_seed(str(config))

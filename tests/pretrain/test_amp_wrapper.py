@@ -9,7 +9,7 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import MODELS
 
 import rats_mm.pretrain  # noqa: F401  (registers DINOPretrainer and the wrappers)
-from rats_mm.runtime.launch import load_config, train_parser
+from rats_mm.runtime.launch import settle_run_config, train_parser
 from rats_mm.ssl import clip_gradients_per_parameter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_amp_optim_wrapper_builds_with_per_parameter_clipping(monkeypatch, config):
     monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
     args = train_parser('pretrain').parse_args([os.path.join(ROOT, 'configs', config), '--amp'])
-    cfg = load_config(args)
+    cfg = settle_run_config(args)
     assert cfg.optim_wrapper.type == 'DINOAmpOptimWrapper'
     cfg.model.head.out_dim = 256  # the wrapper is what is tested, not the 65,536 prototypes
     model = MODELS.build(cfg.model)
@@ -37,7 +37,7 @@ def test_amp_without_a_gpu_says_so(monkeypatch):
     args = train_parser('pretrain').parse_args(
         [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py'), '--amp'])
     with pytest.raises(RuntimeError, match='--amp needs a CUDA device'):
-        load_config(args)
+        settle_run_config(args)
 
 
 def test_paramwise_groups_are_merged_by_setting():
@@ -46,7 +46,7 @@ def test_paramwise_groups_are_merged_by_setting():
     from rats_mm.pretrain.dino import StudentOptimWrapperConstructor
     args = train_parser('pretrain').parse_args(
         [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')])
-    cfg = load_config(args)
+    cfg = settle_run_config(args)
     cfg.model.head.out_dim = 256
     model = MODELS.build(cfg.model)
     settings = {}
@@ -75,7 +75,7 @@ def test_imagenet_config_is_bf16_on_a_gpu_and_fp16_selectable(monkeypatch, amp, 
     monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
     argv = [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')]
     argv += ['--amp', amp] if amp else []
-    cfg = load_config(train_parser('pretrain').parse_args(argv))
+    cfg = settle_run_config(train_parser('pretrain').parse_args(argv))
     cfg.model.head.out_dim = 256
     wrapper = build_optim_wrapper(MODELS.build(cfg.model), cfg.optim_wrapper)
     assert type(wrapper).__name__ == 'DINOAmpOptimWrapper'
@@ -88,7 +88,7 @@ def test_imagenet_config_is_bf16_on_a_gpu_and_fp16_selectable(monkeypatch, amp, 
 
 def test_the_same_config_is_float32_on_a_cpu(monkeypatch, capsys):
     monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: False)
-    cfg = load_config(train_parser('pretrain').parse_args(
+    cfg = settle_run_config(train_parser('pretrain').parse_args(
         [os.path.join(ROOT, 'configs', 'dino_rats_vits16_in1k.py')]))
     assert cfg.optim_wrapper.type == 'DINOOptimWrapper'
     assert 'dtype' not in cfg.optim_wrapper and 'loss_scale' not in cfg.optim_wrapper
@@ -105,7 +105,7 @@ def test_schedule_keeps_its_epochs_on_any_number_of_gpus(monkeypatch, capsys, co
     monkeypatch.setenv('WORLD_SIZE', str(gpus))
     from mmengine.config import Config
     reference = Config.fromfile(os.path.join(ROOT, 'configs', config))  # as written: 8 x 64
-    cfg = load_config(train_parser('pretrain').parse_args(
+    cfg = settle_run_config(train_parser('pretrain').parse_args(
         [os.path.join(ROOT, 'configs', config), '--launcher', 'pytorch']))
     factor = 8 / gpus
     total = gpus * 64
@@ -134,7 +134,7 @@ def test_cosine_temperatures_take_no_weight_decay_in_any_optimizer():
     from rats_mm.ssl.distill import build_optimizer
     args = train_parser('pretrain').parse_args(
         [os.path.join(ROOT, 'configs', 'demo', 'dino_rats_cosine_synthetic.py')])
-    cfg = load_config(args)
+    cfg = settle_run_config(args)
     model = MODELS.build(cfg.model)
     scales = [p for n, p in model.student.named_parameters() if n.endswith('logit_scale')]
     qkv = model.student['backbone'].blocks[0].attn.qkv.weight

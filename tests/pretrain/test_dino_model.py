@@ -91,6 +91,42 @@ def test_both_drivers_give_the_same_loss_for_the_same_weights(embedding):
             tiny_model(embedding=embedding, compile_backbone=True)
 
 
+def test_both_drivers_give_the_same_teacher_after_one_step():
+    """One model, two drivers: from the same weights and views, one step of the mmengine
+    driver (``train_step`` through DINO's optim wrapper, per-parameter clipping) and one of
+    the plain-PyTorch driver (``rats_mm.ssl.distill.train_step``) with the same lr, weight
+    decay, clipping, temperature and momentum leave the same student, teacher and centre."""
+    from rats_mm.models import RatsViT
+    from rats_mm.pretrain.dino import DINOOptimWrapper
+    from rats_mm.ssl.distill import (DINODistillation, StepSettings, build_optimizer,
+                                     train_step)
+    assert issubclass(DINOPretrainer, DINODistillation)
+    model = tiny_model()
+    model.init_weights()
+    plain = DINODistillation(RatsViT(**BACKBONE),
+                             head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16))
+    plain.load_state_dict(model.state_dict())
+    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    settings = StepSettings(lr=1e-2, weight_decay=0.04, momentum=0.9, teacher_temp=0.05,
+                            clip_grad=3.0)
+    model.teacher_momentum, model.teacher_temp = settings.momentum, settings.teacher_temp
+    wrapper = DINOOptimWrapper(
+        optimizer=build_optimizer(model.student, settings.lr, settings.weight_decay,
+                                  fused=False),
+        clip_grad=dict(type='per_parameter', max_norm=settings.clip_grad))
+    data = batch()
+    model.train().train_step(data, wrapper)
+    train_step(plain.train(), build_optimizer(plain.student, settings.lr,
+                                              settings.weight_decay, fused=False),
+               data['inputs'], settings)
+    got, want = model.state_dict(), plain.state_dict()
+    assert sorted(got) == sorted(want)
+    key = 'teacher.backbone.blocks.0.attn.qkv.weight'
+    assert not torch.equal(got[key], before[key[len('teacher.'):]])  # the step moved it
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_tensor_mode_gives_teacher_embeddings():
     model = tiny_model()
     model.teacher['backbone'].registers.data += 1.0  # teacher differs from student

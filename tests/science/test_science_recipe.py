@@ -154,7 +154,7 @@ def test_command_line_recipe_fields_are_checked(capsys):
 
 def test_backbone_overrides_reach_every_variant_and_are_checked():
     from rats_mm.science.run import _variant_configs
-    configs = _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_values': 0.1})
+    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_values': 0.1})
     assert all(cfg['init_values'] == 0.1 for cfg in configs.values())
     assert configs['rats_cosine']['logits'] == 'cosine'
     with pytest.raises(ValueError, match=r"backbone overrides \{'init_valu': 0.1\}: rats:"):

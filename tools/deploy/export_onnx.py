@@ -15,7 +15,7 @@ batch of 3 and the largest difference to PyTorch is printed.
 import sys
 
 from rats_mm.analysis.io import make_parser, run_cli
-from rats_mm.runtime.backbones import load_backbone, load_config
+from rats_mm.runtime.backbones import load_backbone, read_config
 from rats_mm.runtime.deploy import check_onnx, export_config_backbone
 
 
@@ -37,7 +37,7 @@ def main(argv=None):
     args = parse_args(argv)
     model = load_backbone(args.config, args.checkpoint, args.trust_checkpoint)
     reference, names, size = export_config_backbone(
-        load_config(args.config), model, args.out, args.img_size, args.out_indices,
+        read_config(args.config), model, args.out, args.img_size, args.out_indices,
         not args.no_norm_maps)
     print(f'wrote {args.out}: images (B, 3, {size[0]}, {size[1]}) -> {", ".join(names)}')
     if not args.no_check:

@@ -10,7 +10,7 @@ from .segment import upsample_labels
 from .similarity import (register_patch_similarity, render_part_overlay,
                          render_similarity_grid, similarity_maps)
 
-__all__ = ['expand_images', 'output_stems', 'write_similarity_maps']
+__all__ = ['expand_images', 'output_stems', 'render_similarity_map', 'write_similarity_maps']
 
 SOURCES = ('cosine', 'compress')
 
@@ -78,18 +78,34 @@ def write_similarity_maps(model, images, out_dir, source='cosine', size=None):
                          f'model has attn_mode={model.attn_mode!r}')
     files = expand_images(images)
     os.makedirs(out_dir, exist_ok=True)
-    num_maps = model.num_registers or 1  # a plain ViT: its [CLS] token's map
-    written = []
-    for path, stem in tqdm(list(zip(files, output_stems(files))), desc='similarity maps',
-                           unit='image', leave=False, disable=None):
-        image = fit_to_patches(load_image(path), model.patch_size, size)    # (H, W, 3)
-        sim, grid = _similarity(model, prepare_image(image, model.patch_size), source)
-        H, W = image.shape[:2]
-        grid_png = os.path.join(out_dir, f'{stem}_similarity.png')
-        render_similarity_grid(image, similarity_maps(sim, grid, (H, W))[0], grid_png)
-        overlay_png = os.path.join(out_dir, f'{stem}_overlay.png')
+    return [render_similarity_map(model, path, os.path.join(out_dir, f'{stem}_similarity.png'),
+                                  os.path.join(out_dir, f'{stem}_overlay.png'), source, size)
+            for path, stem in tqdm(list(zip(files, output_stems(files))),
+                                   desc='similarity maps', unit='image', leave=False,
+                                   disable=None)]
+
+
+def render_similarity_map(model, path, grid_png, overlay_png=None, source='cosine', size=None):
+    """One image's grid of per-register heat maps (and its part overlay), as PNGs: what
+    :func:`write_similarity_maps` draws for each image.
+
+    Args:
+        model (RatsViT): The backbone (eval mode); a plain ViT shows its [CLS] token's map.
+        path (str): Image file.
+        grid_png (str): PNG of the heat maps.
+        overlay_png (str | None): PNG of the overlay (each pixel's most similar register);
+            None draws none.
+        source (str): ``'cosine'`` or ``'compress'`` (see :func:`write_similarity_maps`).
+        size (int | None): Resize the short side to this before cropping to the patch grid.
+
+    Returns:
+        dict: ``image``, ``similarity`` and ``overlay`` paths and the drawn ``size`` (W, H).
+    """
+    image = fit_to_patches(load_image(path), model.patch_size, size)        # (H, W, 3)
+    sim, grid = _similarity(model, prepare_image(image, model.patch_size), source)
+    H, W = image.shape[:2]
+    render_similarity_grid(image, similarity_maps(sim, grid, (H, W))[0], grid_png)
+    if overlay_png:
         labels = upsample_labels(sim.argmax(dim=1), grid, (H, W))[0]
-        render_part_overlay(image, labels, overlay_png, num_maps)
-        written.append({'image': path, 'similarity': grid_png, 'overlay': overlay_png,
-                        'size': (W, H)})
-    return written
+        render_part_overlay(image, labels, overlay_png, model.num_registers or 1)
+    return {'image': path, 'similarity': grid_png, 'overlay': overlay_png, 'size': (W, H)}

@@ -14,7 +14,8 @@ from ..io import features, part_items, prepare_image, prepare_labels
 from .metrics import clustering_scores, part_miou
 from .segment import kmeans, register_assignment, upsample_labels
 
-__all__ = ['IGNORE_INDEX', 'evaluate_parts', 'segment_parts']
+__all__ = ['IGNORE_INDEX', 'cluster_patches', 'evaluate_parts', 'patch_labels', 'segment_parts',
+           'single_segment_miou']
 
 IGNORE_INDEX = 255
 METHODS = ('registers', 'kmeans')
@@ -37,8 +38,9 @@ def _check(model, method, assignment, num_clusters):
     return method
 
 
-def _patch_labels(model, image, out, method, assignment, background_threshold):
-    """One image's (L,) register labels, or its (L, D) patch features for k-means."""
+def patch_labels(model, image, out, method, assignment='cosine', background_threshold=None):
+    """One image's (L,) register labels (``method='registers'``, by ``assignment``), or its
+    (L, D) patch features for k-means (``'kmeans'``), from its ``features`` output ``out``."""
     if method == 'kmeans':
         return out['x_norm_patchtokens'][0]
     if assignment == 'broadcast':  # the register each patch reads most from
@@ -48,8 +50,9 @@ def _patch_labels(model, image, out, method, assignment, background_threshold):
                                background_threshold)[0]
 
 
-def _cluster(features_per_image, masks, num_clusters, seed):
-    """k-means over all images' patch features jointly; per-image labels and K."""
+def cluster_patches(features_per_image, masks, num_clusters, seed=0):
+    """k-means over all images' (L, D) patch features jointly; per-image (L,) labels and K
+    (``num_clusters`` None or < 1: the part classes present in ``masks``)."""
     if num_clusters is None or num_clusters < 1:  # as many clusters as part classes present
         num_clusters = len(set().union(*(np.unique(m[m != IGNORE_INDEX]).tolist()
                                          for m in masks)))
@@ -95,11 +98,11 @@ def segment_parts(model, data_root, method=None, assignment='cosine', num_cluste
         out = features(model, image)
         masks.append(prepare_labels(item['parts'], model.patch_size, size))
         grids.append(out['grid_size'])
-        labels.append(_patch_labels(model, image, out, method, assignment,
+        labels.append(patch_labels(model, image, out, method, assignment,
                                     background_threshold))
     if method == 'kmeans':
         k = num_clusters if num_clusters is not None else model.num_registers
-        labels, num_pred = _cluster(labels, masks, k, seed)
+        labels, num_pred = cluster_patches(labels, masks, k, seed)
     else:
         cosine_bg = assignment == 'cosine' and background_threshold is not None
         num_pred = model.num_registers + int(cosine_bg)
@@ -143,3 +146,21 @@ def evaluate_parts(model, data_root, mode='hungarian', **segment_kwargs):
         'method': method, 'patch_assignment': segment_kwargs.get('assignment', 'cosine'),
         'mode': mode, 'num_images': len(masks), 'num_pred': num_pred, 'num_gt': num_gt,
         'num_pixels': cs['num_pixels']}
+
+
+def single_segment_miou(data_root, split='validation', patch_size=8):
+    """Part mIoU of the trivial prediction "every pixel one segment": the floor any part
+    method must clear (matched to one class, it scores that class alone).
+
+    Args:
+        data_root (str): Generic part layout.
+        split (str): Which split's part masks.
+        patch_size (int): The masks are cropped to multiples of it, as for a model.
+
+    Returns:
+        float: mIoU in [0, 1].
+    """
+    items, _ = part_items(data_root, split)
+    masks = [prepare_labels(item['parts'], patch_size) for item in items]
+    num_gt = max(int(m[m != IGNORE_INDEX].max(initial=0)) for m in masks) + 1
+    return part_miou((np.zeros_like(m) for m in masks), masks, 1, num_gt)['miou']
