@@ -9,7 +9,8 @@ scale").
 Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
 DIR/backbone_<variant>.pth for each of --variants (rats, rats_competition, rats_cosine, vit;
-read by the analysis tools with configs/science/<variant>_science.py), DIR/curves.png,
+read by the analysis tools with configs/science/<variant>_science.py, or for --preset testbed
+and demo with configs/science/*_demo_scale.py plus the variant's options), DIR/curves.png,
 DIR/views.png, DIR/parts.png, DIR/similarity.png, DIR/similarity_<variant>.png and
 DIR/log.txt.
 """
@@ -53,6 +54,28 @@ def parse_args(argv=None):
                         help=f'comma-separated variants to train (of {",".join(VARIANTS)}), '
                              'each for an equal share of --minutes (default: '
                              f'{",".join(DEFAULT_VARIANTS)}; testbed rats,vit)')
+    add_recipe_args(parser)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.preset = 'smoke'
+    defaults = PRESET_DEFAULTS.get(args.preset, {})
+    if args.minutes is None:
+        args.minutes = defaults.get('minutes', 0.5 if args.smoke else 7.0)
+    if args.minutes <= 0:
+        parser.error(f'--minutes must be > 0, got {args.minutes}')
+    args.rats_config = args.rats_config or defaults.get('rats_config', RATS_CONFIG)
+    args.vit_config = args.vit_config or defaults.get('vit_config', VIT_CONFIG)
+    args.variants = args.variants or ','.join(defaults.get('variants', DEFAULT_VARIANTS))
+    try:
+        args.recipe_set = assignments(args.recipe_set, {f.name for f in fields(Recipe)})
+        args.backbone_set = assignments(args.backbone_set)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def add_recipe_args(parser):
+    """The options that change the recipe, the backbones or the length of a run."""
     parser.add_argument('--local-crops', type=int, default=None,
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
@@ -79,23 +102,6 @@ def parse_args(argv=None):
                         metavar='KEY=VALUE',
                         help='RatsViT argument set in every model (repeatable): e.g. '
                              '--backbone init_values=1e-5 (LayerScale)')
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.preset = 'smoke'
-    defaults = PRESET_DEFAULTS.get(args.preset, {})
-    if args.minutes is None:
-        args.minutes = defaults.get('minutes', 0.5 if args.smoke else 7.0)
-    if args.minutes <= 0:
-        parser.error(f'--minutes must be > 0, got {args.minutes}')
-    args.rats_config = args.rats_config or defaults.get('rats_config', RATS_CONFIG)
-    args.vit_config = args.vit_config or defaults.get('vit_config', VIT_CONFIG)
-    args.variants = args.variants or ','.join(defaults.get('variants', DEFAULT_VARIANTS))
-    try:
-        args.recipe_set = assignments(args.recipe_set, {f.name for f in fields(Recipe)})
-        args.backbone_set = assignments(args.backbone_set)
-    except ValueError as e:
-        parser.error(str(e))
-    return args
 
 
 def assignments(items, allowed=None):

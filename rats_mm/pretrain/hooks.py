@@ -106,8 +106,8 @@ class CollapseMonitorHook(Hook):
     warning naming the state and what to try, then again every ``patience`` iterations while
     it lasts; ``collapse_warnings`` counts them in the scalars. When the run also has a
     ``CollapseDiagnosticsHook``, the warning names the diagnostic that moved first
-    (``rats_mm.ssl.collapse.first_sign``: merge, value growth, embedding cosine,
-    entropy) and what to try for it.
+    (``rats_mm.ssl.collapse.first_sign`` over its records: merge, value growth or
+    embedding cosine) and what to try for it.
 
     Args:
         patience (int): Consecutive collapsed iterations before a warning (each reading

@@ -229,51 +229,48 @@ def _validation_images(root, count):
 
 
 def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
-                rats_config=RATS_CONFIG, vit_config=VIT_CONFIG, recipe=None, max_steps=None,
-                variants=DEFAULT_VARIANTS, overrides=None, backbone_overrides=None):
-    """Train the RATS variants (the paper's, competition in the compress step, cosine
-    logits) and the plain ViT for an equal share of ``minutes`` each, measure and evaluate
-    them.
+                rats_config=None, vit_config=None, recipe=None, max_steps=None,
+                variants=None, overrides=None, backbone_overrides=None):
+    """Train the RATS variants and the plain ViT for an equal share of ``minutes`` each,
+    measure and evaluate them.
 
     Args:
         out_dir (str): Output folder (see the module docstring).
         minutes (float): Training time of all variants together.
         device (str): ``'cuda'`` or ``'cpu'``.
         preset (str): Recipe when ``recipe`` is None: ``'gpu'`` (:class:`Recipe`),
-            ``'smoke'`` (:func:`smoke_recipe`, every stage in seconds) or ``'demo'``
-            (:func:`demo_recipe`).
+            ``'smoke'`` (:func:`smoke_recipe`, every stage in seconds), ``'demo'``
+            (:func:`demo_recipe`) or ``'testbed'`` (:func:`testbed_recipe`, whose
+            :data:`PRESET_DEFAULTS` also choose the configs and variants).
         seed (int): Seed of every variant's init, batches and crops.
-        cache_dir (str | None): Where the rendered data are kept (default
-            ``data/science``).
-        rats_config (str): Config of the RATS backbone.
-        vit_config (str): Config of the ViT backbone.
-        recipe (Recipe | None): Overrides the default recipe.
+        cache_dir (str | None): Where the rendered data are kept (default data/science).
+        rats_config (str | None): Config of the RATS backbone (None: the preset's, else
+            ``configs/science/rats_science.py``).
+        vit_config (str | None): Config of the ViT backbone (None: likewise).
+        recipe (Recipe | None): Replaces the preset's recipe.
         max_steps (int | None): Cap on each model's steps.
-        variants (Sequence[str]): Which of ``VARIANTS`` to train (default
-            ``DEFAULT_VARIANTS``; each gets an equal share of ``minutes``; the evaluation
-            skips what is not trained).
+        variants (Sequence[str] | None): Which of ``VARIANTS`` to train, each for an equal
+            share of ``minutes`` (None: the preset's, else ``DEFAULT_VARIANTS``).
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
-        backbone_overrides (dict | None): ``RatsViT`` arguments set in every model's config
-            (e.g. ``{'init_values': 1e-5}``: LayerScale).
+        backbone_overrides (dict | None): ``RatsViT`` arguments of every model (e.g.
+            ``{'init_values': 1e-5}``, LayerScale).
 
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
     """
     device = _setup_device(device)
-    variants = [v for v in VARIANTS if v in _check_variants(variants)]
+    defaults = PRESET_DEFAULTS.get(preset, {})
+    variants = [v for v in VARIANTS if v in _check_variants(
+        variants or defaults.get('variants', DEFAULT_VARIANTS))]
     recipe = _resolve_recipe(recipe, preset, overrides)
     autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
-    run = Run(out_dir)
-    configs, described = _variant_configs(rats_config, vit_config, backbone_overrides or {})
+    configs, described = _variant_configs(
+        rats_config or defaults.get('rats_config', RATS_CONFIG),
+        vit_config or defaults.get('vit_config', VIT_CONFIG), backbone_overrides)
     seconds_per_model = 60.0 * minutes / len(variants)
-    run.write(device=_describe_device(device), torch=torch.__version__, seed=seed,
-              minutes=minutes, preset=preset, seconds_per_model=seconds_per_model,
-              recipe=recipe.to_dict(), configs=described, variants=variants,
-              backbone_overrides=backbone_overrides or {})
-    if device.type == 'cpu' and preset == 'gpu':
-        run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
-                'seconds per step and plans few steps; --preset testbed is sized for two '
-                'CPU cores')
+    run = _start_run(out_dir, device, recipe, dict(
+        seed=seed, minutes=minutes, preset=preset, seconds_per_model=seconds_per_model,
+        configs=described, variants=variants, backbone_overrides=backbone_overrides or {}))
     cache_dir = cache_dir or os.path.join('data', 'science')
     images, knn, attention_images, sets = _prepare(
         run, recipe, cache_dir, device, {k: configs[k] for k in variants}, seconds_per_model)
@@ -291,6 +288,19 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         raise
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
     return run.summary
+
+
+def _start_run(out_dir, device, recipe, settings):
+    """The output folder with the run's settings written; a note when the GPU recipe is
+    run on a CPU."""
+    run = Run(out_dir)
+    run.write(device=_describe_device(device), torch=torch.__version__,
+              recipe=recipe.to_dict(), **settings)
+    if device.type == 'cpu' and settings['preset'] == 'gpu' and recipe.batch_size >= 256:
+        run.log(f'note: the GPU recipe (batch {recipe.batch_size}) on a CPU takes a few '
+                'seconds per step and plans few steps; --preset testbed is sized for two '
+                'CPU cores')
+    return run
 
 
 def _train_variants(run, variants, configs, data, recipe, options):
@@ -321,8 +331,9 @@ def _train_variants(run, variants, configs, data, recipe, options):
             options['max_steps'])
         run.write(**_model_figures(name, result))
         if _diverged(result):  # NaN weights: nothing to export or evaluate
-            run.log(f'[{name}] diverged ({result.figures["stopped_early"]}): not exported, '
-                    'left out of the final evaluation')
+            run.log(f'[{name}] diverged (loss {result.history[-1].get("loss")} at step '
+                    f'{result.figures["steps"]}): not exported, left out of the final '
+                    'evaluation')
             continue
         trained[name] = result
         _export(result, run.path(f'backbone_{name}.pth'))
@@ -377,8 +388,8 @@ def _describe_device(device):
 
 
 def _diverged(result):
-    """Whether a model stopped on a non-finite loss."""
-    return str(result.figures.get('stopped_early') or '').startswith('non-finite')
+    """Whether a model stopped on a non-finite loss (its last point's)."""
+    return bool(result.figures.get('diverged'))
 
 
 def _finite(obj):

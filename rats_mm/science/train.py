@@ -215,7 +215,9 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
 
     Returns:
         TrainResult: The trained model, its measurement points and its figures
-        (``images_seen``, ``images_per_second``, ``steps``, ``step_seconds``, ...).
+        (``images_seen``, ``images_per_second``, ``steps``, ``step_seconds_probe``,
+        ``stopped_early``: why it stopped before its plan, ``diverged``: whether its last
+        loss was not finite, ...).
     """
     dist, optimizer, aug = _build(backbone_kwargs, recipe, device, seed)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -236,5 +238,6 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
                'images_seen': steps * recipe.batch_size, 'step_seconds_probe': step_seconds,
                'images_per_second': steps * recipe.batch_size / max(train_seconds, 1e-9),
                'seconds': round(time.perf_counter() - trainer.start, 1),
-               'stopped_early': stopped}
+               'stopped_early': stopped,
+               'diverged': not math.isfinite(trainer.history[-1].get('loss', 0.0))}
     return TrainResult(dist, trainer.history, figures)

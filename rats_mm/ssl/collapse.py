@@ -59,26 +59,40 @@ EARLY_SIGNS = {
 }
 
 
+# Signs read off the value alone (the init has no targets to compare with).
+ABSOLUTE_SIGNS = ('entropy',)
+
+
+def _reading(point, key):
+    """``point[key]`` when it is a finite number, else None."""
+    value = point.get(key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
 def early_signs(history, step_key='step'):
     """When each early sign of :data:`EARLY_SIGNS` first showed in a run.
 
     Args:
-        history (Sequence[dict]): Measurement points in order, the first the init; a point
-            lacking a sign's diagnostic (or holding a non-finite one) does not count for it.
+        history (Sequence[dict]): Measurement points in order, the first the init (the
+            reference of every relative sign: one lacking its diagnostic there is not
+            dated); a later point lacking a sign's diagnostic (or holding a non-finite one)
+            does not count for it.
         step_key (str): The key of a point's step (``'step'``; mmengine records: ``'iter'``).
 
     Returns:
         dict: sign -> step of the first point that showed it, in that order (earliest first;
         ties keep the order of :data:`EARLY_SIGNS`); signs never shown are left out.
     """
+    if len(history) < 2:
+        return {}
     onsets = {}
     for name, (key, shows, _) in EARLY_SIGNS.items():
-        readings = [(p.get(step_key), p[key]) for p in history
-                    if isinstance(p.get(key), (int, float)) and math.isfinite(p[key])]
-        if len(readings) < 2:
+        init = _reading(history[0], key)
+        if init is None and name not in ABSOLUTE_SIGNS:
             continue
-        first = readings[0][1]
-        hit = next((step for step, v in readings[1:] if shows(v, first)), None)
+        hit = next((p.get(step_key) for p in history[1:]
+                    if _reading(p, key) is not None and shows(_reading(p, key), init)), None)
         if hit is not None:
             onsets[name] = hit
     order = list(EARLY_SIGNS)

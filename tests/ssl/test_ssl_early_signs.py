@@ -11,7 +11,8 @@ def point(step, within=0.5, value=2.0, cosine=0.3, entropy=0.6):
 
 
 def test_each_sign_is_dated_by_its_first_point_against_the_init():
-    history = [point(0, entropy=0.99),                  # the init: uniform targets, no sign
+    history = [point(0, entropy=None),                  # the init: no targets yet
+               point(5, within=0.6, entropy=0.85),
                point(10, within=0.64),                  # +0.14: not yet a merge
                point(20, within=0.66, value=4.1),       # merge (+0.16) and value growth
                point(30, within=0.7, value=5.0, cosine=0.85),
@@ -32,10 +33,12 @@ def test_embedding_cosine_needs_both_a_rise_and_a_high_value():
 
 def test_missing_and_non_finite_readings_do_not_count():
     vit = [{'iter': 0, 'value_norm_last_block': 1.0, 'teacher_entropy_ratio': None},
-           {'iter': 50, 'value_norm_last_block': math.nan},
+           {'iter': 50, 'value_norm_last_block': math.nan, 'teacher_entropy_ratio': 0.95},
            {'iter': 100, 'value_norm_last_block': 2.5}]
-    assert early_signs(vit, step_key='iter') == {'value_growth': 100}
-    assert first_sign(vit, step_key='iter').startswith('first to move: value_growth at iter 100')
+    # entropy needs no init reading (a run's first point has no targets); the value does
+    assert early_signs(vit, step_key='iter') == {'entropy': 50, 'value_growth': 100}
+    assert early_signs([{'step': 0}, point(1, value=9.0), point(2, value=20.0)]) == {}
+    assert first_sign(vit, step_key='iter').startswith('first to move: entropy at iter 50')
     assert first_sign([point(0)]) is None and first_sign([]) is None
 
 
