@@ -21,8 +21,8 @@ from .parts import (PartFolder, build_register_dictionary, clustering_scores, co
                     evaluate_parts, kmeans, kmeans_assignment, part_miou, read_partimagenet,
                     read_pascal_part, register_assignment, register_dictionary_report,
                     register_patch_similarity, render_dictionary_heatmap, render_part_overlay,
-                    render_similarity_grid, segment_parts, similarity_maps, upsample_labels,
-                    write_similarity_maps)
+                    render_similarity_grid, segment_parts, similarity_maps, single_segment_miou,
+                    upsample_labels, write_similarity_maps)
 from .probes import FrozenEmbedding, extract_features, knn_probe, linear_probe
 from .registers import (dataset_token_norms, patch_token_norms, register_attention_profile,
                         register_similarity, register_usage, registers_in_use,
@@ -42,5 +42,6 @@ __all__ = [
     'register_similarity', 'register_usage', 'registers_in_use', 'render_dictionary_heatmap',
     'render_norm_histograms', 'render_outlier_fractions', 'render_part_overlay',
     'render_similarity_grid', 'render_training_curves', 'segment_parts', 'similarity_maps',
+    'single_segment_miou',
     'step_statistics', 'token_norm_stats', 'train_attention_probe', 'upsample_labels',
     'write_similarity_maps']
