@@ -48,3 +48,25 @@ def test_collapse_warning_names_the_diagnostic_that_moved_first():
     assert ('Diagnostics, first to move: value_growth at iter 50 (the last block\'s value '
             'vectors doubled') in warnings[0]
     assert warnings[0].endswith('then embedding_cosine at 100.')
+
+
+def test_collapse_patience_counts_iterations_between_readings():
+    """Readings every 50 iterations with patience 100: the warning comes with the second
+    collapsed reading in a row, after 100 iterations, not after 100 readings."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from rats_mm.pretrain.hooks import CollapseMonitorHook
+    warnings = []
+    runner = SimpleNamespace(iter=0, logger=SimpleNamespace(warning=warnings.append),
+                             message_hub=MessageHub.get_instance('collapse_interval_test'),
+                             model=SimpleNamespace(stats_interval=50))
+    hook = CollapseMonitorHook(patience=100)
+    uniform = {'teacher_entropy_ratio': 0.97, 'teacher_batch_entropy_ratio': 0.99}
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert warnings == []
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert len(warnings) == 1 and 'for the last 100 iterations' in warnings[0]
+    hook.after_train_iter(runner, 0, outputs=uniform)
+    assert len(warnings) == 1

@@ -290,28 +290,6 @@ def test_teacher_diagnostics_only_every_stats_interval():
     assert logged == [False, False, True, False, False, True]
 
 
-def test_collapse_patience_counts_iterations_between_readings():
-    """Readings every 50 iterations with patience 100: the warning comes with the second
-    collapsed reading in a row, after 100 iterations, not after 100 readings."""
-    from types import SimpleNamespace
-
-    from mmengine.logging import MessageHub
-
-    from rats_mm.pretrain.hooks import CollapseMonitorHook
-    warnings = []
-    runner = SimpleNamespace(iter=0, logger=SimpleNamespace(warning=warnings.append),
-                             message_hub=MessageHub.get_instance('collapse_interval_test'),
-                             model=SimpleNamespace(stats_interval=50))
-    hook = CollapseMonitorHook(patience=100)
-    uniform = {'teacher_entropy_ratio': 0.97, 'teacher_batch_entropy_ratio': 0.99}
-    hook.after_train_iter(runner, 0, outputs=uniform)
-    assert warnings == []
-    hook.after_train_iter(runner, 0, outputs=uniform)
-    assert len(warnings) == 1 and 'for the last 100 iterations' in warnings[0]
-    hook.after_train_iter(runner, 0, outputs=uniform)
-    assert len(warnings) == 1
-
-
 def test_ddp_does_not_broadcast_the_centre_every_step():
     from mmengine.config import Config
     cfg = Config.fromfile('configs/dino_rats_vits16_in1k.py')
