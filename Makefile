@@ -14,7 +14,7 @@ MAX_JOBS ?= 2
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-build.txt pyproject.toml
+$(STAMP): requirements.txt requirements-build.txt pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -r requirements-build.txt
@@ -23,6 +23,9 @@ $(STAMP): requirements.txt requirements-build.txt pyproject.toml
 	MMCV_WITH_OPS=1 MAX_JOBS=$(MAX_JOBS) $(PIP) install --no-build-isolation "mmcv==2.1.0"
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
+	@# timm's own model tests (tests/models/test_timm_model_suite.py) ship in its sdist only
+	$(PIP) download -q --no-deps --no-binary :all: -d $(VENV)/share/timm-sdist \
+		"$$(grep '^timm==' requirements.txt)"
 	@# mmcv's compiled ops loaded by name (and run on a GPU), not just imported
 	$(PY) -m rats_mm.runtime.install_check
 	touch $(STAMP)

@@ -48,7 +48,6 @@ def _forward_backward(model, x, device):
     def run():
         with autocast(device):
             feats = model.forward_features(x)
-        feats = feats['x_norm_patchtokens'] if isinstance(feats, dict) else feats
         feats.float().mean().backward()
     return run
 

@@ -60,7 +60,6 @@ def _step(model, x, device, train):
         with torch.set_grad_enabled(train), _autocast(device):
             out = model.forward_features(x)
         if train:
-            out = out['x_norm_patchtokens'] if isinstance(out, dict) else out
             out.float().mean().backward()
     return run
 
@@ -168,11 +167,11 @@ def precision(cfg, device):
     x = torch.randn(4, 3, size, size, device=device)
     with torch.no_grad():
         with sdpa_kernel(SDPBackend.MATH):
-            ref = model.forward_features(x)
+            ref = model.forward_tokens(x)
         fast_backends = ([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                           SDPBackend.MATH] if device == 'cuda' else [SDPBackend.MATH])
         with sdpa_kernel(fast_backends), torch.autocast(device, dtype=torch.bfloat16):
-            fast = model.forward_features(x)
+            fast = model.forward_tokens(x)
     out = {}
     for key in ('x_norm_patchtokens', 'x_norm_regtokens'):
         a, b = fast[key].float(), ref[key].float()

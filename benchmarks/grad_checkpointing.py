@@ -31,7 +31,7 @@ def build(size, with_cp, dev):
 
     def step():
         with autocast(dev):
-            out = model.forward_features(x)
+            out = model.forward_tokens(x)
             loss = out['x_norm_patchtokens'].float().pow(2).mean() + \
                 out['x_norm_regtokens'].float().pow(2).mean()
         loss.backward()

@@ -36,10 +36,10 @@ def features(model, image):
         image (Tensor): (1, 3, H, W) prepared image (moved to the model's device here).
 
     Returns:
-        dict: ``forward_features`` output, tensors on the CPU, plus ``grid_size``.
+        dict: ``forward_tokens`` output, tensors on the CPU, plus ``grid_size``.
     """
     device = next(model.parameters()).device
-    out = model.forward_features(image.to(device))
+    out = model.forward_tokens(image.to(device))
     return {k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 

@@ -3,6 +3,7 @@ broadcast)."""
 import math
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -16,6 +17,18 @@ LOGIT_SCALE_MAX = math.log(100.0)
 # Added to the competition shares before the renormalisation over patches (Slot Attention's):
 # a register that wins no patch reads their plain mean instead of dividing by zero.
 _COMPETITION_EPS = 1e-8
+
+
+def check_token_count(x, num_registers):
+    """Return ``x`` (B, T, D) unchanged; raise ``ValueError`` unless it holds patches after its
+    ``num_registers`` registers (one call in a ``torch.fx`` graph: tracing cannot branch on T)."""
+    if x.shape[1] <= num_registers:
+        raise ValueError(f'expected {num_registers} registers followed by patches, got '
+                         f'{x.shape[1]} tokens')
+    return x
+
+
+torch.fx.wrap('check_token_count')
 
 
 class RegisterAttention(nn.Module):
@@ -181,8 +194,7 @@ class RegisterAttention(nn.Module):
             Tensor: (B, N + L, D) attention output (after ``proj``).
         """
         N = self.num_registers
-        if x.shape[1] <= N:
-            raise ValueError(f'expected {N} registers followed by patches, got {x.shape[1]} tokens')
+        x = check_token_count(x, N)
         registers, patches = x[:, :N], x[:, N:]
         q_reg = self._register_queries(registers)                   # (B, H, n, d)
         q_pat, k_pat, v_pat = self._patch_qkv(patches)              # (B, H, L, d) each

@@ -1,39 +1,34 @@
-"""RATS Vision Transformer; with ``attn_mode='full'`` also ViT + registers and plain ViT."""
+"""RATS Vision Transformer; with ``attn_mode='full'`` also ViT + registers and plain ViT.
+
+The model has timm ``VisionTransformer``'s interface (classifier head, pooling,
+``forward_features`` / ``forward_head`` / ``forward_intermediates``, ``features_only``,
+pretrained cfgs); the DINO-style named outputs the project's analyses read come from
+``forward_tokens``.
+"""
+from contextlib import nullcontext
 from functools import partial
 
 import torch
-from timm.layers import resample_abs_pos_embed, trunc_normal_
+import torch.fx
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
-from timm.models import register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import ATTN_MODES, COMPRESS_STEPS, LOGITS, Block
+from ..layers import Block, PatchEmbed, position_embedding
+from .head import ClassifierHead
+from .inspection import AttentionInspection
+from .options import check_model_options, pair
+from .weights import checkpoint_filter_fn
+
+# one call in a torch.fx graph (timm's fx feature extraction): it branches on the input size
+torch.fx.wrap('position_embedding')
 
 
-def _pair(size):
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patch projection (timm name ``patch_embed.proj``)."""
-
-    def __init__(self, patch_size, in_chans, embed_dim):
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x):
-        """(B, C, H, W) -> (B, h*w, D) patch tokens and the grid (h, w)."""
-        H, W = x.shape[-2:]
-        if H % self.patch_size or W % self.patch_size:
-            raise ValueError(f'input size {H}x{W} is not a multiple of the patch size '
-                             f'{self.patch_size}; pad or resize the image first')
-        x = self.proj(x)                                   # (B, D, h, w)
-        return x.flatten(2).transpose(1, 2), x.shape[-2:]  # (B, h*w, D)
-
-
-class RatsViT(nn.Module):
+class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
     """Vision Transformer whose [CLS] token is split into ``num_registers`` registers.
 
     Token order inside the blocks: ``[cls?, registers, patches]``. Only patches carry a position
@@ -62,17 +57,30 @@ class RatsViT(nn.Module):
         logits (str): The logits of register attention's three steps: ``'dot'`` (the
             paper's ``q . k / sqrt(d)``) or ``'cosine'`` (scaled cosine with a learnable
             temperature per step and head, ``RegisterAttention.logit_scale``; ``'rats'`` only).
+        num_classes (int): Classes of the linear ``head`` (0: none, ``forward`` gives the
+            pooled embedding).
+        global_pool (str): What ``forward_head`` pools, one of ``GLOBAL_POOLS``: ``'token'``
+            the image embedding ([CLS], else the mean of the registers), ``'avg'`` / ``'max'``
+            / ``'avgmax'`` the patches, ``''`` nothing.
+        fc_norm (bool | None): Norm the pooled tokens instead of every token (None: timm's
+            rule, for ``'avg'``, ``'max'`` and ``'avgmax'``).
+        drop_rate (float): Dropout before the head.
+        device (torch.device | str | None): Where the parameters are created.
+        dtype (torch.dtype | None): Their dtype.
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=384, depth=12,
                  num_heads=6, mlp_ratio=4.0, qkv_bias=True, num_registers=48, attn_mode='rats',
                  class_token=False, drop_path_rate=0.0, init_values=None, attn_drop_rate=0.0,
-                 proj_drop_rate=0.0, compress='attention', logits='dot'):
+                 proj_drop_rate=0.0, compress='attention', logits='dot', num_classes=0,
+                 global_pool='token', fc_norm=None, drop_rate=0.0, device=None, dtype=None):
         super().__init__()
-        self._check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress,
-                         logits)
+        check_model_options(img_size, patch_size, num_registers, attn_mode, class_token,
+                            compress, logits)
+        self._check_pool(global_pool)
         self.patch_size = patch_size
-        self.embed_dim = embed_dim
+        self.in_chans = in_chans
+        self.embed_dim = self.num_features = self.head_hidden_size = embed_dim
         self.num_heads = num_heads
         self.num_registers = num_registers
         self.attn_mode = attn_mode
@@ -80,49 +88,40 @@ class RatsViT(nn.Module):
         self.logits = logits
         self.has_class_token = class_token
         self.num_prefix_tokens = int(class_token) + num_registers
-        self.grid_size = tuple(s // patch_size for s in _pair(img_size))
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
-        self.registers = (nn.Parameter(torch.zeros(1, num_registers, embed_dim))
-                          if num_registers else None)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1],
-                                                  embed_dim))
-        dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # also under meta
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
-                  mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
-                  drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate,
-                  compress=compress, logits=logits)
-            for i in range(depth)])
-        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.grid_size = tuple(s // patch_size for s in pair(img_size))
         self.grad_checkpointing = False
+        self.feature_info = [dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=patch_size)
+                             for i in range(depth)]
+        with torch.device(device) if device is not None else nullcontext():
+            self._build_tokens(in_chans, class_token)
+            dpr = torch.linspace(0, drop_path_rate, depth, device='cpu').tolist()  # meta too
+            self.blocks = nn.ModuleList([
+                Block(embed_dim, num_heads, num_registers=num_registers, attn_mode=attn_mode,
+                      mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values,
+                      drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate,
+                      compress=compress, logits=logits)
+                for i in range(depth)])
+            # timm's rule: the pooled tokens of 'avg' / 'max' / 'avgmax' get the final norm
+            # (fc_norm) instead of every token (norm)
+            use_fc_norm = global_pool in ('avg', 'avgmax', 'max') if fc_norm is None else fc_norm
+            self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=1e-6)
+            self.fc_norm = nn.LayerNorm(embed_dim, eps=1e-6) if use_fc_norm else nn.Identity()
+            self.head_drop = nn.Dropout(drop_rate)
+            self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.init_weights()
+        if dtype is not None:
+            self.to(dtype)
 
-    @staticmethod
-    def _check_args(img_size, patch_size, num_registers, attn_mode, class_token, compress,
-                    logits):
-        if attn_mode not in ATTN_MODES:
-            raise ValueError(f'attn_mode={attn_mode!r} is not one of {ATTN_MODES}')
-        if compress not in COMPRESS_STEPS:
-            raise ValueError(f'compress={compress!r} is not one of {COMPRESS_STEPS}')
-        if logits not in LOGITS:
-            raise ValueError(f'logits={logits!r} is not one of {LOGITS}')
-        if compress != 'attention' and attn_mode != 'rats':
-            raise ValueError(f"compress={compress!r} needs attn_mode='rats': full attention "
-                             'has no compress step')
-        if logits != 'dot' and attn_mode != 'rats':
-            raise ValueError(f"logits={logits!r} needs attn_mode='rats': full attention is "
-                             "timm's, with dot-product logits")
-        if attn_mode == 'rats' and class_token:
-            raise ValueError("class_token=True needs attn_mode='full': in RATS the registers "
-                             'replace the [CLS] token')
-        if num_registers < 0:
-            raise ValueError(f'num_registers={num_registers} must be >= 0')
-        if not class_token and num_registers == 0:
-            raise ValueError('the model needs registers or a class token (num_registers=0 and '
-                             'class_token=False leave no image embedding)')
-        if any(s % patch_size for s in _pair(img_size)):
-            raise ValueError(f'img_size={img_size} is not a multiple of patch_size={patch_size}')
+    def _build_tokens(self, in_chans, class_token):
+        """The patch projection, the [CLS] token, the registers and the position embedding."""
+        D = self.embed_dim
+        self.patch_embed = PatchEmbed(self.patch_size, in_chans, D)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if class_token else None
+        self.registers = (nn.Parameter(torch.zeros(1, self.num_registers, D))
+                          if self.num_registers else None)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1], D))
 
     def init_weights(self):
         """timm-style init: trunc-normal(0.02) for weights and tokens, zero biases."""
@@ -158,17 +157,13 @@ class RatsViT(nn.Module):
     def _embed(self, x):
         """(B, C, H, W) -> tokens (B, T, D) in block order, and the patch grid (h, w)."""
         patches, grid = self.patch_embed(x)                                # (B, L, D)
-        pos = self.pos_embed
-        if tuple(grid) != self.grid_size:
-            pos = resample_abs_pos_embed(pos, new_size=list(grid), old_size=list(self.grid_size),
-                                         num_prefix_tokens=0, interpolation='bicubic')
-        tokens = [patches + pos]
+        tokens = [patches + position_embedding(self.pos_embed, grid, self.grid_size)]
         B = patches.shape[0]
         if self.registers is not None:
             tokens.insert(0, self.registers.expand(B, -1, -1))
         if self.cls_token is not None:
             tokens.insert(0, self.cls_token.expand(B, -1, -1))
-        return torch.cat(tokens, dim=1), tuple(grid)
+        return torch.cat(tokens, dim=1), grid
 
     def token_groups(self, x):
         """The one place that slices a token sequence ([CLS] if any, registers, patches), as
@@ -185,33 +180,72 @@ class RatsViT(nn.Module):
         cls = x[:, 0] if c else None
         return cls, x[:, c:self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
 
-    def _split(self, x):
-        """Normed tokens (B, T, D) -> the forward_features dict."""
-        cls, registers, patches = self.token_groups(x)
-        return {
-            'x_norm_clstoken': cls if cls is not None else registers.mean(dim=1),
-            'x_norm_regtokens': registers,
-            'x_norm_patchtokens': patches,
-        }
-
-    def forward_features(self, x):
+    def forward_blocks(self, x):
         """Args:
             x (Tensor): (B, C, H, W) images, H and W multiples of the patch size.
 
         Returns:
-            dict: ``x_norm_clstoken`` (B, D), ``x_norm_regtokens`` (B, N, D),
-            ``x_norm_patchtokens`` (B, L, D), ``x_prenorm`` (B, T, D), ``grid_size`` (h, w).
+            tuple: the tokens after the last block, before the final norm, (B, T, D), and the
+            patch grid (h, w).
         """
         x, grid = self._embed(x)
         for blk in self.blocks:
             x = self._run_block(blk, x)
-        out = self._split(self.norm(x))
-        out.update(x_prenorm=x, grid_size=grid)
-        return out
+        return x, grid
+
+    def forward_features(self, x):
+        """timm's features: every token after the final norm, (B, T, D), in block order
+        ([CLS] if any, registers, patches)."""
+        x, _ = self.forward_blocks(x)
+        return self.norm(x)
+
+    def forward_tokens(self, x):
+        """The named outputs the project's analyses, probes and pretraining read (DINOv2's
+        names).
+
+        Args:
+            x (Tensor): (B, C, H, W) images, H and W multiples of the patch size.
+
+        Returns:
+            dict: ``x_norm_clstoken`` (B, D) the image embedding ([CLS], else the mean of the
+            registers), ``x_norm_regtokens`` (B, N, D), ``x_norm_patchtokens`` (B, L, D),
+            all after ``norm``; ``x_prenorm`` (B, T, D) and ``grid_size`` (h, w).
+        """
+        x, grid = self.forward_blocks(x)
+        cls, registers, patches = self.token_groups(self.norm(x))
+        return {
+            'x_norm_clstoken': cls if cls is not None else registers.mean(dim=1),
+            'x_norm_regtokens': registers,
+            'x_norm_patchtokens': patches,
+            'x_prenorm': x,
+            'grid_size': tuple(grid),
+        }
 
     def forward(self, x):
-        """Image embedding (B, D): the [CLS] token, or the mean of the registers."""
-        return self.forward_features(x)['x_norm_clstoken']
+        """``forward_head(forward_features(x))``: with ``num_classes=0`` and the default pool
+        the image embedding (B, D), [CLS] or the mean of the registers."""
+        return self.forward_head(self.forward_features(x))
+
+    def group_matcher(self, coarse=False):
+        """Parameter groups for timm's layer-wise learning-rate decay: the stem (patch
+        projection, tokens, positions), then one group per block, then the final norm."""
+        return dict(stem=r'^cls_token|^registers|^pos_embed|^patch_embed',
+                    blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))])
+
+    def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
+        """Drop the blocks after the last of ``indices`` (and the final norm, the head).
+
+        Returns:
+            list[int]: The absolute indices taken (as ``take_indices`` resolves them).
+        """
+        take, last = self.take_indices(indices)
+        self.blocks = self.blocks[:last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.fc_norm = nn.Identity()
+            self.reset_classifier(0, '')
+        return take
 
     def take_indices(self, indices=None):
         """Absolute block indices as timm's ``feature_take_indices`` resolves them: None takes
@@ -271,56 +305,6 @@ class RatsViT(nn.Module):
             return outs
         return self.norm(x), outs
 
-    @torch.no_grad()
-    def _last_block_input(self, x, what=None):
-        """Normed input of the last block's attention, (B, T, D); ``what`` names the
-        ``'rats'``-only weights asked for (None: any attention mode)."""
-        if what is not None and self.attn_mode != 'rats':
-            raise ValueError(f"{what} weights exist only for attn_mode='rats'")
-        x, _ = self._embed(x)
-        for blk in self.blocks[:-1]:
-            x = blk(x)
-        return self.blocks[-1].norm1(x)
-
-    def last_patch_keys(self, x):
-        """Keys of the patch tokens in the last block's attention, heads concatenated,
-        (B, L, D): the features LOST builds its patch graph from (either attention mode; the
-        ``qkv`` layout is timm's in both)."""
-        tokens = self._last_block_input(x)[:, self.num_prefix_tokens:]      # (B, L, D)
-        with torch.no_grad():
-            qkv = self.blocks[-1].attn.qkv(tokens)                          # (B, L, 3D)
-        return qkv[..., self.embed_dim:2 * self.embed_dim]                  # (B, L, D)
-
-    def last_compress_weights(self, x):
-        """Compress-step attention of the last block, (B, N, L) (``'rats'`` only)."""
-        x = self._last_block_input(x, 'compress')
-        return self.blocks[-1].attn.compress_weights(x)
-
-    def last_broadcast_weights(self, x):
-        """Broadcast-step attention of the last block, (B, L, N): which register each patch
-        reads from (each head's n entries sum to 1; ``'rats'`` only)."""
-        x = self._last_block_input(x, 'broadcast')
-        return self.blocks[-1].attn.broadcast_weights(x)
-
-    @torch.no_grad()
-    def register_step_weights(self, x):
-        """The compress / communicate / broadcast weights of every block (``'rats'`` only).
-
-        Args:
-            x (Tensor): (B, 3, H, W) images.
-
-        Returns:
-            list[dict]: per block, :meth:`RegisterAttention.step_weights` of its input.
-        """
-        if self.attn_mode != 'rats':
-            raise ValueError("register step weights exist only for attn_mode='rats'")
-        x, _ = self._embed(x)
-        weights = []
-        for blk in self.blocks:
-            weights.append(blk.attn.step_weights(blk.norm1(x)))
-            x = blk(x)
-        return weights
-
 
 # (embed_dim, depth, num_heads) of the standard sizes.
 ARCHS = {'tiny': (192, 12, 3), 'small': (384, 12, 6), 'base': (768, 12, 12),
@@ -348,20 +332,49 @@ def vit(arch='small', patch_size=16, num_registers=0, **kwargs):
                   num_registers=num_registers, **kwargs)
 
 
-# timm passes these to every registered entrypoint; RATS has no hosted weights to apply them to
-_TIMM_FACTORY_KWARGS = ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')
+def _cfg(**kwargs):
+    """A pretrained cfg without hosted weights: ImageNet normalisation, 224 px, no head (the
+    models are self-supervised backbones, like timm's DINO ViTs)."""
+    return {'url': '', 'num_classes': 0, 'input_size': (3, 224, 224), 'pool_size': None,
+            'crop_pct': 0.9, 'interpolation': 'bicubic', 'fixed_input_size': False,
+            'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+            'first_conv': 'patch_embed.proj', 'classifier': 'head', **kwargs}
+
+
+# read by timm's ``register_model`` from this module (``timm.models.get_pretrained_cfg``)
+default_cfgs = generate_default_cfgs({f'rats_{arch}_patch16': _cfg() for arch in ARCHS})
+
+
+def _has_weights(cfg):
+    return bool(cfg.file or cfg.state_dict or cfg.url or cfg.hf_hub_id)
+
+
+def _create_rats(variant, arch, pretrained=False, registers_per_head=8, **kwargs):
+    """``build_model_with_cfg`` for RATS of size ``arch`` with 16 px patches: timm's
+    ``num_classes`` / ``global_pool`` / ``features_only`` handling, and weights from a local
+    file (``pretrained_cfg_overlay=dict(file=PATH)``) through ``checkpoint_filter_fn``."""
+    if pretrained and not _has_weights(resolve_pretrained_cfg(
+            variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))):
+        raise ValueError('no RATS weights are hosted: create the model, then load a file '
+                         'with rats_mm.models.load_pretrained(model, path), or pass '
+                         'pretrained_cfg_overlay=dict(file=PATH)')
+    dim, depth, heads = ARCHS[arch]
+    kwargs = {'embed_dim': dim, 'depth': depth, 'num_heads': heads, 'patch_size': 16,
+              'attn_mode': 'rats', **kwargs}
+    kwargs.setdefault('num_registers', registers_per_head * kwargs['num_heads'])
+    return build_model_with_cfg(RatsViT, variant, pretrained,
+                                pretrained_filter_fn=checkpoint_filter_fn,
+                                feature_cfg=dict(out_indices=3, feature_cls='getter'),
+                                **kwargs)
 
 
 def _timm_entrypoint(arch):
     """A ``timm.create_model`` entrypoint for RATS of size ``arch`` with 16 px patches."""
+    variant = f'rats_{arch}_patch16'
+
     def entrypoint(pretrained=False, **kwargs):
-        if pretrained:
-            raise ValueError('no RATS weights are hosted: create the model, then load a file '
-                             'with rats_mm.models.load_pretrained(model, path)')
-        for key in _TIMM_FACTORY_KWARGS:
-            kwargs.pop(key, None)
-        return rats_vit(arch, 16, **kwargs)
-    entrypoint.__name__ = entrypoint.__qualname__ = f'rats_{arch}_patch16'
+        return _create_rats(variant, arch, pretrained, **kwargs)
+    entrypoint.__name__ = entrypoint.__qualname__ = variant
     entrypoint.__doc__ = (f'RATS-{arch} with 16 px patches and 8 registers per head '
                           '(``num_registers`` or ``registers_per_head`` to change).')
     entrypoint.__module__ = __name__

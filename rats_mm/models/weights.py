@@ -58,13 +58,26 @@ def _convert_dinov2(sd):
 
 
 def _convert_timm(sd):
-    """timm ViT / original DINO: ``reg_token`` -> ``registers``; classifier keys dropped."""
+    """timm ViT / original DINO: ``reg_token`` -> ``registers``; attention pooling dropped
+    (the classifier is kept where the model has the same one, ``_match_classifier``)."""
     out = {}
     for k, v in sd.items():
-        if k.startswith(('head.', 'fc_norm.', 'head_drop.', 'attn_pool.')):
+        if k.startswith('attn_pool.'):
             continue
         out['registers' if k == 'reg_token' else k] = v
     return out
+
+
+_CLASSIFIER_KEYS = ('head.', 'fc_norm.')
+
+
+def _match_classifier(sd, model):
+    """Keep the source's ``head`` / ``fc_norm`` tensors only where ``model`` has the same key
+    and shape (a backbone without classes, or with other classes, starts its head fresh)."""
+    own = {k: v.shape for k, v in model.state_dict().items() if k.startswith(_CLASSIFIER_KEYS)}
+    for k in [k for k in sd if k.startswith(_CLASSIFIER_KEYS)]:
+        if own.get(k) != sd[k].shape:
+            del sd[k]
 
 
 def detect_source(sd):
@@ -168,6 +181,7 @@ def checkpoint_filter_fn(state_dict, model):
             _fold_prefix_positions(sd, _source_prefix_count(sd))
         _adapt_patch_grid(sd, model)
     _adapt_registers(sd, model)
+    _match_classifier(sd, model)
     if not model.has_class_token:
         sd.pop('cls_token', None)
     logger.info('checkpoint_filter_fn: converted a %s checkpoint (%d tensors)', source, len(sd))

@@ -68,7 +68,7 @@ class DINOPretrainer(DINODistillation, BaseModel):
         if compile_backbone:
             if embedding != 'pooled':  # nn.Module.compile wraps __call__, i.e. forward only
                 raise ValueError(f"compile_backbone=True compiles RatsViT.forward, the pooled "
-                                 f"embedding; embedding={embedding!r} reads forward_features, "
+                                 f"embedding; embedding={embedding!r} reads forward_tokens, "
                                  "which it would leave uncompiled: drop one of the two")
             compile_static(self.student['backbone'])
             compile_static(self.teacher['backbone'])

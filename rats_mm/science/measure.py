@@ -96,7 +96,7 @@ def register_figures(backbone, images):
     """
     x = normalise(images)
     blocks = register_attention_profile(backbone, [x])
-    out = backbone.forward_features(x)
+    out = backbone.forward_tokens(x)
     regs, patches = out['x_norm_regtokens'].float().cpu(), out['x_norm_patchtokens'].float().cpu()
     labels = register_assignment(patches, regs)                               # (B, L)
     figures = {'attention_by_block': blocks,

@@ -91,11 +91,11 @@ def _build(backbone_kwargs, recipe, device, seed):
     backbone = RatsViT(**backbone_kwargs)
     dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
                             embedding=head_embedding(backbone, recipe)).to(device).train()
-    if recipe.compile:  # forward_features, which forward and both embeddings go through;
+    if recipe.compile:  # forward_blocks, which forward and both embeddings go through;
         for branch in (dist.student, dist.teacher):  # parameter names stay as they are
             backbone = branch['backbone']
-            backbone.forward_features = torch.compile(  # one graph per crop size
-                backbone.forward_features, dynamic=False)
+            backbone.forward_blocks = torch.compile(  # one graph per crop size
+                backbone.forward_blocks, dynamic=False)
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug

@@ -195,7 +195,7 @@ def training_diagnostics(teacher, student, optimizer, criterion, images, embed):
     out.update(backbone_diagnostics(teacher, images))
     if getattr(teacher, 'attn_mode', None) == 'rats':
         with torch.no_grad():
-            regs = teacher.forward_features(images)['x_norm_regtokens']      # (B, N, D)
+            regs = teacher.forward_tokens(images)['x_norm_regtokens']      # (B, N, D)
         out['register_within_head_similarity'] = register_similarity(
             regs, teacher.num_heads)['within_head']
     out['grad_norm_by_group'] = grad_norm_by_group(student)

@@ -30,7 +30,7 @@ def test_full_mode_reproduces_timm_vit(timm_kwargs, num_registers):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         want = ref.forward_features(x)
-        got = model.forward_features(x)
+        got = model.forward_tokens(x)
     assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
     assert got['x_norm_regtokens'].shape[1] == num_registers
     assert torch.allclose(got['x_norm_regtokens'], want[:, 1:1 + num_registers], atol=1e-5)
@@ -39,13 +39,13 @@ def test_full_mode_reproduces_timm_vit(timm_kwargs, num_registers):
 
 def test_rats_forward_shapes_for_non_square_sizes():
     model = RatsViT(**TINY, num_registers=4).eval()
-    out = model.forward_features(torch.randn(2, 3, 48, 80))
+    out = model.forward_tokens(torch.randn(2, 3, 48, 80))
     assert out['x_norm_regtokens'].shape == (2, 4, 32)
     assert out['x_norm_patchtokens'].shape == (2, 6 * 10, 32)
     assert out['grid_size'] == (6, 10)
     assert torch.allclose(out['x_norm_clstoken'], out['x_norm_regtokens'].mean(1))
     assert torch.equal(model(torch.ones(1, 3, 32, 32)),
-                       model.forward_features(torch.ones(1, 3, 32, 32))['x_norm_clstoken'])
+                       model.forward_tokens(torch.ones(1, 3, 32, 32))['x_norm_clstoken'])
 
 
 def test_input_not_multiple_of_patch_size_raises():
@@ -62,7 +62,7 @@ def test_forward_intermediates():
     for maps, regs in inter:
         assert maps.shape == (2, 32, 6, 8) and regs.shape == (2, 4, 32)
     last_map, last_regs = inter[-1]
-    ff = model.forward_features(x)
+    ff = model.forward_tokens(x)
     assert torch.allclose(last_map.flatten(2).transpose(1, 2), ff['x_norm_patchtokens'],
                           atol=1e-6)
     assert torch.allclose(last_regs, ff['x_norm_regtokens'], atol=1e-6)

@@ -47,7 +47,7 @@ def test_dinov2_with_registers_matches_timm():
     model.load_state_dict(checkpoint_filter_fn({'teacher': sd}, model), strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        want, got = ref.forward_features(x), model.forward_features(x)
+        want, got = ref.forward_features(x), model.forward_tokens(x)
     assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
     assert (got['x_norm_patchtokens'] - want[:, 5:]).abs().max() < 1e-5
 
@@ -130,7 +130,7 @@ def test_original_dino_training_checkpoint_matches_timm():
     model.load_state_dict(checkpoint_filter_fn(ckpt, model), strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        want, got = ref.forward_features(x), model.forward_features(x)
+        want, got = ref.forward_features(x), model.forward_tokens(x)
     assert (got['x_norm_clstoken'] - want[:, 0]).abs().max() < 1e-5
     assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-5
 
@@ -150,7 +150,7 @@ def test_dinov2_without_registers_matches_timm():
     model.load_state_dict(checkpoint_filter_fn(dinov2, model), strict=True)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        want, got = ref.forward_features(x), model.forward_features(x)
+        want, got = ref.forward_features(x), model.forward_tokens(x)
     assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-5
 
 
@@ -161,7 +161,7 @@ def test_position_resampling_matches_timm_dynamic_size_on_non_square_inputs():
     for h, w in ((48, 80), (24, 40), (64, 16), (48, 40)):
         x = torch.randn(1, 3, h, w)
         with torch.no_grad():
-            want, got = ref.forward_features(x), model.forward_features(x)
+            want, got = ref.forward_features(x), model.forward_tokens(x)
         assert got['grid_size'] == (h // 8, w // 8)
         assert (got['x_norm_patchtokens'] - want[:, 1:]).abs().max() < 1e-4, (h, w)
 
@@ -257,7 +257,7 @@ def test_position_grid_resampled_bicubically_when_the_grid_changes():
     dynamic.load_state_dict(ref.state_dict())
     x = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
-        got = model.forward_features(x)['x_norm_patchtokens']
+        got = model.forward_tokens(x)['x_norm_patchtokens']
         reference = dynamic.forward_features(x)[:, 1:]                   # (B, 36, D)
     torch.testing.assert_close(got, reference, atol=1e-5, rtol=1e-5)
 

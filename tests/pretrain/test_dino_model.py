@@ -87,7 +87,7 @@ def test_both_drivers_give_the_same_loss_for_the_same_weights(embedding):
         want = plain(views, teacher_temp=0.04)
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
     if embedding == 'registers':
-        with pytest.raises(ValueError, match="embedding='registers' reads forward_features"):
+        with pytest.raises(ValueError, match="embedding='registers' reads forward_tokens"):
             tiny_model(embedding=embedding, compile_backbone=True)
 
 

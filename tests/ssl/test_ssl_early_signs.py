@@ -51,11 +51,11 @@ def test_every_sign_reads_a_diagnostic_the_runs_record():
                     num_registers=6).eval()
     x = torch.randn(3, 3, 16, 16)
     def pooled(images):
-        return model.forward_features(images)['x_norm_regtokens'].mean(1)
+        return model.forward_tokens(images)['x_norm_regtokens'].mean(1)
     figures = training_diagnostics(model, model, None, None, x, pooled)
     keys = {key for key, _, _ in EARLY_SIGNS.values()} - {'teacher_entropy_ratio'}
     assert keys <= set(figures)
-    regs = torch.nn.functional.normalize(model.forward_features(x)['x_norm_regtokens'], dim=-1)
+    regs = torch.nn.functional.normalize(model.forward_tokens(x)['x_norm_regtokens'], dim=-1)
     sims = [(regs[:, i] * regs[:, j]).sum(-1).mean() for i in range(6) for j in range(6)
             if i != j and i // 2 == j // 2]                 # 2 registers per head
     assert math.isclose(figures['register_within_head_similarity'],

@@ -43,7 +43,7 @@ class FrozenEmbedding(nn.Module):
     def forward(self, x):
         if self.kind == 'embedding':
             return self.model(x)
-        return self.model.forward_features(x)['x_norm_regtokens'].flatten(1)  # (B, N * D)
+        return self.model.forward_tokens(x)['x_norm_regtokens'].flatten(1)  # (B, N * D)
 
 
 def _collate(batch):

@@ -97,7 +97,7 @@ def _measure(model, classifier, images, labels, batch_size, embedding):
     correct, assignments = 0, []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]
-        out = model.forward_features(x)
+        out = model.forward_tokens(x)
         features = (out['x_norm_clstoken'] if embedding == 'pooled'
                     else out['x_norm_regtokens'].flatten(1))                  # (B, D | N*D)
         correct += (classifier(features).argmax(-1) ==
