@@ -20,7 +20,7 @@ import sys
 import torch
 
 import common
-from common import autocast, interleaved, peak_memory_mb
+from common import features_step, interleaved, peak_memory_mb, timm_vit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from rats_mm.models import ARCHS, rats_vit, vit  # noqa: E402
@@ -31,25 +31,7 @@ def build(kind, arch, size):
     """'rats': RatsViT with 8 registers per head; 'timm': timm's ViT of the same size."""
     if kind == 'rats':
         return rats_vit(arch, 16, img_size=224)
-    from timm.models.vision_transformer import VisionTransformer
-    dim, depth, heads = ARCHS[arch]
-    return VisionTransformer(img_size=224, patch_size=16, embed_dim=dim, depth=depth,
-                             num_heads=heads, num_classes=0, dynamic_img_size=True)
-
-
-def _forward(model, x, device):
-    def run():
-        with torch.no_grad(), autocast(device):
-            model.forward_features(x)
-    return run
-
-
-def _forward_backward(model, x, device):
-    def run():
-        with autocast(device):
-            feats = model.forward_features(x)
-        feats.float().mean().backward()
-    return run
+    return timm_vit(*ARCHS[arch])
 
 
 def time_cell(arch, size, batch_size, repeats, backward):
@@ -60,13 +42,13 @@ def time_cell(arch, size, batch_size, repeats, backward):
     out = {k: {} for k in models}
     for m in models.values():
         m.eval()
-    for k, t in interleaved({k: _forward(m, x, device) for k, m in models.items()},
+    for k, t in interleaved({k: features_step(m, x, device, False) for k, m in models.items()},
                              device, repeats).items():
         out[k]['fwd_s'] = t
     if backward:
         for m in models.values():
             m.train()
-        fns = {k: _forward_backward(m, x, device) for k, m in models.items()}
+        fns = {k: features_step(m, x, device, True) for k, m in models.items()}
         for k, t in interleaved(fns, device, max(1, repeats // 2)).items():
             out[k]['fwd_bwd_s'] = t
     return out
@@ -79,7 +61,7 @@ def memory_cell(kind, arch, size, batch_size, backward):
     model = build(kind, arch, size).to(device)
     x = torch.randn(batch_size, 3, size, size, device=device)
     model.train() if backward else model.eval()
-    return peak_memory_mb((_forward_backward if backward else _forward)(model, x, device),
+    return peak_memory_mb(features_step(model, x, device, backward),
                           device)
 
 

@@ -73,3 +73,23 @@ def run_cell(script, cell, options):
     if res.returncode != 0:
         return {'error': res.stderr.strip().splitlines()[-1] if res.stderr else 'failed'}
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def timm_vit(dim, depth, heads, patch=16, img=224):
+    """timm's ``VisionTransformer`` of a size, the peer every benchmark measures RATS against
+    (no head, any input size)."""
+    from timm.models.vision_transformer import VisionTransformer
+    return VisionTransformer(img_size=img, patch_size=patch, embed_dim=dim, depth=depth,
+                             num_heads=heads, num_classes=0, dynamic_img_size=True)
+
+
+def features_step(model, x, dev, train):
+    """A zero-argument callable: ``forward_features`` under ``autocast`` without gradients,
+    or with ``train`` forward + backward of its mean."""
+    def run():
+        with torch.set_grad_enabled(train), autocast(dev):
+            out = model.forward_features(x)
+        if train:
+            out.float().mean().backward()
+    return run
+

@@ -6,8 +6,8 @@ the flash SDPA kernel, against timm's ViT of the same size measured in the same 
 timed in alternation,
   1. inference and training (forward + backward) images/s and peak memory, RATS-S/B vs
      ViT-S/B, at 224, 512, 1024 and 2048 px, batch sized to the chip (halved on OOM);
-  2. DINO-step images/s of RATS-S vs ViT-S at ImageNet's crops (2 x 224 + 10 x 96 px) on
-     synthetic tensors (student forward + backward, teacher forward, head, loss, EMA);
+  2. DINO-step images/s of RATS-S vs ViT-S at ImageNet's crops (2 x 224 + 8 x 96 px, as the
+     configs train) on synthetic tensors (student forward + backward, teacher forward, head, loss, EMA);
   3. the register-attention share of a RATS block's forward time;
   4. bf16 + flash outputs against fp32 math SDPA on the same inputs and weights.
 Writes DIR/device_suite.json and DIR/device_suite.md.
@@ -16,7 +16,6 @@ Writes DIR/device_suite.json and DIR/device_suite.md.
     python benchmarks/device_suite.py --smoke --out /tmp/suite           # CPU, < 60 s
 """
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -27,41 +26,24 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # common.py and rats_mm, from any working dir
-from common import interleaved  # noqa: E402
+from common import autocast, features_step, interleaved, timm_vit  # noqa: E402
 from rats_mm.models import RatsViT, enable_tf32  # noqa: E402
 from rats_mm.ssl.distill import (DINODistillation, StepSettings, build_optimizer,  # noqa: E402
                                  train_step)
 
 FULL = dict(archs={'S': (384, 12, 6), 'B': (768, 12, 12)}, patch=16, sizes=(224, 512, 1024, 2048),
-            tokens_per_batch=2 ** 17, dino=dict(batch=64, crops=(224, 96), head=65536),
+            tokens_per_batch=2 ** 17,
+            dino=dict(batch=64, crops=(224, 96), local_crops=8, head=65536),
             repeats=5)
 SMOKE = dict(archs={'S': (64, 2, 2)}, patch=8, sizes=(32, 64), tokens_per_batch=2 ** 9,
-             dino=dict(batch=4, crops=(32, 16), head=256), repeats=2)
+             dino=dict(batch=4, crops=(32, 16), local_crops=8, head=256), repeats=2)
 
 
 def _models(dim, depth, heads, patch, img):
-    """RATS (8 registers per head) and timm's ViT of the same size, eval mode."""
-    from timm.models.vision_transformer import VisionTransformer
+    """RATS (8 registers per head) and timm's ViT of the same size."""
     rats = RatsViT(img_size=img, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
                    num_registers=8 * heads)
-    timm_vit = VisionTransformer(img_size=img, patch_size=patch, embed_dim=dim, depth=depth,
-                                 num_heads=heads, num_classes=0, dynamic_img_size=True)
-    return {'rats': rats, 'vit': timm_vit}
-
-
-def _autocast(device):
-    return (torch.autocast('cuda', dtype=torch.bfloat16) if device == 'cuda'
-            else contextlib.nullcontext())
-
-
-def _step(model, x, device, train):
-    """A zero-argument callable: forward (no grad) or forward + backward."""
-    def run():
-        with torch.set_grad_enabled(train), _autocast(device):
-            out = model.forward_features(x)
-        if train:
-            out.float().mean().backward()
-    return run
+    return {'rats': rats, 'vit': timm_vit(dim, depth, heads, patch, img)}
 
 
 def _peak_mb(fn, device):
@@ -95,7 +77,8 @@ def scaling(cfg, device):
             for train in (False, True):
                 def measure(batch):
                     x = torch.randn(batch, 3, size, size, device=device)
-                    fns = {k: _step(m.train(train), x, device, train) for k, m in models.items()}
+                    fns = {k: features_step(m.train(train), x, device, train)
+                           for k, m in models.items()}
                     secs = interleaved(fns, device, cfg['repeats'])
                     return {k: (batch / s, _peak_mb(fns[k], device)) for k, s in secs.items()}
                 start = max(1, cfg['tokens_per_batch'] // tokens // (2 if train else 1))
@@ -110,7 +93,7 @@ def scaling(cfg, device):
 
 
 def dino_step(cfg, device):
-    """Part 2: DINO-step images/s of RATS vs ViT (DINO's 2 global + 10 local crops)."""
+    """Part 2: DINO-step images/s of RATS vs ViT (2 global + ``local_crops`` local crops)."""
     dim, depth, heads = cfg['archs']['S']
     d = cfg['dino']
     g, loc = d['crops']
@@ -123,7 +106,8 @@ def dino_step(cfg, device):
         model = DINODistillation(backbone, head=dict(out_dim=d['head'])).to(device).train()
         opt = build_optimizer(model.student, 1e-4, 0.04)
         views = ([torch.randn(d['batch'], 3, g, g, device=device) for _ in range(2)]
-                 + [torch.randn(d['batch'], 3, loc, loc, device=device) for _ in range(10)])
+                 + [torch.randn(d['batch'], 3, loc, loc, device=device)
+                    for _ in range(d['local_crops'])])
         settings = StepSettings(lr=1e-4, weight_decay=0.04, momentum=0.996, teacher_temp=0.04)
         dtype = torch.bfloat16 if device == 'cuda' else None
         steps[name] = (lambda m=model, o=opt: train_step(m, o, views, settings, dtype))
@@ -145,11 +129,11 @@ def attention_share(cfg, device):
         x = torch.randn(batch, n + (size // cfg['patch']) ** 2, dim, device=device)
 
         def whole():
-            with torch.no_grad(), _autocast(device):
+            with torch.no_grad(), autocast(device):
                 blk(x)
 
         def attention():
-            with torch.no_grad(), _autocast(device):
+            with torch.no_grad(), autocast(device):
                 blk.attn(blk.norm1(x))
         secs = interleaved({'block': whole, 'attention': attention}, device, cfg['repeats'])
         out[size] = secs['attention'] / secs['block']
@@ -193,8 +177,9 @@ def markdown(result):
                      f"{r['rats_img_s']:.1f} | {r['vit_img_s']:.1f} | {r['speedup']:.2f} | "
                      f'{mem[0]} | {mem[1]} |')
     d = result['dino_step']
-    lines += ['', f"DINO step (2 x {result['config']['dino']['crops'][0]} + 10 x "
-              f"{result['config']['dino']['crops'][1]} px): RATS {d['rats_img_s']:.1f} img/s, "
+    dino = result['config']['dino']
+    lines += ['', f"DINO step (2 x {dino['crops'][0]} + {dino['local_crops']} x "
+              f"{dino['crops'][1]} px): RATS {d['rats_img_s']:.1f} img/s, "
               f"ViT {d['vit_img_s']:.1f} img/s, ratio {d['speedup']:.2f}.",
               'Register attention share of a block: ' + ', '.join(
                   f'{k} px {v:.2f}' for k, v in result['attention_share'].items()) + '.',

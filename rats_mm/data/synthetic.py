@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..models.weights import atomic_write
 from .scene import CATEGORY_IDS, LAYOUTS, PART_IDS, compose_scene, sample_scene
 from .shapes import CATEGORIES, CATEGORY_PARTS, PART_TYPES
 
@@ -189,16 +190,15 @@ def coco_dict(records, size):
 
 
 def write_json(path, data):
-    """Write JSON atomically (a temporary file renamed into place).
+    """Write JSON through the project's one atomic write (``models.weights.atomic_write``: a
+    unique temporary file, fsynced, renamed into place).
 
     Args:
         path: destination file.
         data: JSON-serialisable object.
     """
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    text = json.dumps(data)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def clear_outputs(out_dir):
