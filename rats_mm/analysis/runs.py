@@ -10,7 +10,8 @@ import math
 import os
 import runpy
 
-__all__ = ['collect_runs', 'compare_runs', 'mean_std', 'run_seed', 'runs_table']
+__all__ = ['collect_runs', 'compare_runs', 'format_stat', 'grouped_stats', 'mean_std',
+           'metric_stats', 'run_seed', 'runs_table']
 
 
 def run_seed(config_file):
@@ -74,6 +75,47 @@ def mean_std(values):
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def metric_stats(values):
+    """``{name: [floats]}`` -> ``{name: {mean, std, n}}`` (std None for one value)."""
+    stats = {}
+    for name, vals in values.items():
+        mean, std = mean_std(vals)
+        stats[name] = {'mean': mean, 'std': std, 'n': len(vals)}
+    return stats
+
+
+def format_stat(stat, digits=2):
+    """``mean ± std (n=k)`` of a :func:`metric_stats` entry; ``-`` for None."""
+    if stat is None:
+        return '-'
+    if stat['std'] is None:
+        return f"{stat['mean']:.{digits}f} (n=1)"
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f} (n={stat['n']})"
+
+
+def grouped_stats(records, keys, metrics):
+    """Mean and sample std of ``metrics`` over records that agree on ``keys``.
+
+    Args:
+        records (Sequence[dict]): Flat records (one per run); a metric that is missing or
+            None in a record is left out of that record's group.
+        keys (Sequence[str]): The fields that name a group.
+        metrics (Sequence[str]): The fields to summarise.
+
+    Returns:
+        list[tuple]: ``(group values, records in the group, metric_stats)``, sorted by group.
+    """
+    groups = {}
+    for record in records:
+        groups.setdefault(tuple(record[k] for k in keys), []).append(record)
+    out = []
+    for group in sorted(groups):
+        rows = groups[group]
+        values = {m: [float(r[m]) for r in rows if r.get(m) is not None] for m in metrics}
+        out.append((group, len(rows), metric_stats({m: v for m, v in values.items() if v})))
+    return out
+
+
 def compare_runs(work_dirs):
     """Mean and sample std (n - 1) of every metric per arm.
 
@@ -98,11 +140,7 @@ def compare_runs(work_dirs):
         for name, value in run['metrics'].items():
             arm['values'].setdefault(name, []).append(value)
     for arm in arms.values():
-        values = arm.pop('values')
-        arm['metrics'] = {}
-        for name, vals in values.items():
-            mean, std = mean_std(vals)
-            arm['metrics'][name] = {'mean': mean, 'std': std, 'n': len(vals)}
+        arm['metrics'] = metric_stats(arm.pop('values'))
     return {'arms': arms, 'runs': runs}
 
 
@@ -121,15 +159,7 @@ def runs_table(result, metrics=None):
         {m for arm in arms.values() for m in arm['metrics']})
     lines = ['| arm | seeds | ' + ' | '.join(names) + ' |', '| --- ' * (len(names) + 2) + '|']
     for arm_name, arm in arms.items():
-        cells = []
-        for name in names:
-            stat = arm['metrics'].get(name)
-            if stat is None:
-                cells.append('-')
-            elif stat['std'] is None:
-                cells.append(f"{stat['mean']:.2f} (n=1)")
-            else:
-                cells.append(f"{stat['mean']:.2f} ± {stat['std']:.2f} (n={stat['n']})")
+        cells = [format_stat(arm['metrics'].get(name)) for name in names]
         seeds = ', '.join('?' if s is None else str(s) for s in arm['seeds'])
         lines.append(f'| {arm_name} | {seeds} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'

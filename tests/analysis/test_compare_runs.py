@@ -66,3 +66,31 @@ def test_the_seed_is_the_configs_last_word(tmp_path):
     config.write_text("randomness = dict(seed=\n")
     with pytest.raises(ValueError, match='cfg.py: cannot read the config'):
         run_seed(str(config))
+
+
+def test_grouped_stats_and_format_stat_against_statistics():
+    import statistics
+
+    from rats_mm.analysis.runs import format_stat, grouped_stats
+    records = [{'arm': 'b', 'seed': s, 'acc': a, 'iou': i}
+               for s, a, i in ((0, 0.5, 0.1), (1, 0.7, None), (2, 0.9, 0.3))]
+    records.append({'arm': 'a', 'seed': 0, 'acc': 0.25, 'iou': 0.5})
+    out = grouped_stats(records, ['arm'], ['acc', 'iou'])
+    assert [(group, count) for group, count, _ in out] == [(('a',), 1), (('b',), 3)]
+    stats = out[1][2]
+    assert stats['acc']['mean'] == pytest.approx(0.7)
+    assert stats['acc']['std'] == pytest.approx(statistics.stdev([0.5, 0.7, 0.9]))
+    assert stats['iou']['n'] == 2                     # the run without the figure is left out
+    assert format_stat(stats['acc'], digits=3) == f"0.700 ± {stats['acc']['std']:.3f} (n=3)"
+    assert format_stat(out[0][2]['acc']) == '0.25 (n=1)' and format_stat(None) == '-'
+
+
+def test_compress_study_table_is_the_grouped_stats(tmp_path):
+    import runpy
+    study = runpy.run_path(os.path.join(ROOT, 'tools', 'analysis', 'compress_study.py'))
+    cell = dict(signal='dino', model='rats', compress='attention', logits='cosine',
+                embedding='pooled')
+    runs = [{**cell, 'seed': s, 'val_acc': v} for s, v in ((0, 0.4), (1, 0.5))]
+    row = [line for line in study['table'](runs).splitlines() if '| dino |' in line]
+    assert len(row) == 1
+    assert '| 2 | 0.450 ± 0.071 (n=2) |' in row[0] and row[0].count(' - ') >= 10

@@ -34,11 +34,10 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
-import sys
 
-from rats_mm.analysis.runs import mean_std
+from rats_mm.analysis.runs import format_stat, grouped_stats
 from rats_mm.models.weights import atomic_write
+from rats_mm.runtime.steps import last_checkpoint, run_tool
 
 
 def atomic_write_text(path, text):
@@ -62,11 +61,8 @@ PART_SETS = (('scenes', SCENES), ('objects', OBJECTS))
 
 
 def tool(*args):
-    """Run a project tool from the repository root; stop with its output on failure."""
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f'{" ".join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}')
-    return proc.stdout
+    """Run a project tool from the repository root (raises naming it when it fails)."""
+    run_tool(ROOT, *args)
 
 
 def read_json(path):
@@ -145,8 +141,7 @@ def dino_run(config, embedding, seed, args, work):
     run_dir = os.path.join(work, 'pretrain')
     tool('tools/pretrain.py', config, '--work-dir', run_dir, '--cfg-options',
          f'randomness.seed={seed}', f'model.embedding={embedding}')
-    with open(os.path.join(run_dir, 'last_checkpoint')) as f:
-        last = f.read().strip()
+    last = last_checkpoint(run_dir)
     backbone = os.path.join(work, 'backbone.pth')
     tool('tools/export_backbone.py', last, backbone)
     knn = os.path.join(run_dir, 'knn.json')
@@ -176,24 +171,14 @@ def floors(work_dir, max_images):
     return figures
 
 
-def _fmt(values, rows):
-    """Mean +- std, with the count when fewer runs than the cell's have the figure (runs
-    recorded before it was measured)."""
-    if not values:
-        return '-'
-    mean, std = mean_std(values)
-    return f'{mean:.3f} +- {std or 0:.3f}' + (f' (n={len(values)})' if len(values) < rows else '')
-
-
 def table(runs, floor=None):
-    """Markdown: one row per cell, mean +- std over seeds (last block's attention)."""
+    """Markdown: one row per cell, ``mean ± std (n=k)`` over seeds (last block's attention;
+    n counts the runs that have the figure: runs recorded before it was measured lack it)."""
     lines = ['| ' + ' | '.join(CELL_KEYS) + ' | seeds | ' + ' | '.join(COLUMNS) + ' |',
              '| --- ' * (len(COLUMNS) + len(CELL_KEYS) + 1) + '|']
-    for cell in sorted({tuple(r[k] for k in CELL_KEYS) for r in runs}):
-        rows = [r for r in runs if tuple(r[k] for k in CELL_KEYS) == cell]
-        cells = [_fmt([float(r[c]) for r in rows if r.get(c) is not None], len(rows))
-                 for c in COLUMNS]
-        lines.append('| ' + ' | '.join(cell) + f' | {len(rows)} | ' + ' | '.join(cells) + ' |')
+    for cell, count, stats in grouped_stats(runs, CELL_KEYS, COLUMNS):
+        cells = [format_stat(stats.get(c), digits=3) for c in COLUMNS]
+        lines.append('| ' + ' | '.join(cell) + f' | {count} | ' + ' | '.join(cells) + ' |')
     if floor:
         lines.append('\nOne-segment floor: ' + ', '.join(f'{k} {v:.3f}' for k, v in floor.items()))
     return '\n'.join(lines) + '\n'
