@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from ..models import RatsViT, compile_static, load_pretrained
+from ..models.head import CLASSIFIER_ARGS
 
 
 class RatsViTBackbone(BaseModule):
@@ -43,6 +44,9 @@ class RatsViTBackbone(BaseModule):
                              'supported (random init is the model default)')
         if init_cfg is not None and not init_cfg.get('checkpoint'):
             raise ValueError("init_cfg=dict(type='Pretrained') needs a 'checkpoint' path")
+        classifier = sorted(set(vit_kwargs) & set(CLASSIFIER_ARGS))
+        if classifier:  # they would also turn the final norm into fc_norm's identity
+            raise ValueError(f'{classifier}: a dense backbone has no classifier; drop them')
         self.vit = RatsViT(**vit_kwargs)
         self.vit.set_grad_checkpointing(with_cp)
         self.out_indices = tuple(self.vit.take_indices(list(out_indices))[0])

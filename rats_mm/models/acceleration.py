@@ -6,10 +6,15 @@ __all__ = ['compile_static', 'enable_tf32']
 
 
 def compile_static(module):
-    """``torch.compile`` a backbone in place (``nn.Module.compile``: checkpoint keys stay),
-    one static graph per input size (``dynamic=False``): with dynamic shapes, the backward of
-    the bicubic position resampling fails at the second crop size (torch 2.13,
-    ``isIntList() INTERNAL ASSERT FAILED`` in ``UpsampleBicubic2DAaBackward0``).
+    """``torch.compile`` a backbone in place, one static graph per input size
+    (``dynamic=False``): with dynamic shapes, the backward of the bicubic position resampling
+    fails at the second crop size (torch 2.13, ``isIntList() INTERNAL ASSERT FAILED`` in
+    ``UpsampleBicubic2DAaBackward0``). Checkpoint keys stay as they are.
+
+    A ``RatsViT`` gets its ``forward_blocks`` compiled, which ``forward``,
+    ``forward_features`` and ``forward_tokens`` (both head inputs of
+    ``rats_mm.models.embedding``) all go through; any other module (a wrapper such as the
+    dense backbone) its ``forward`` (``nn.Module.compile``).
 
     Args:
         module (nn.Module): The backbone (or a wrapper around it).
@@ -17,7 +22,10 @@ def compile_static(module):
     Returns:
         nn.Module: ``module``, compiled.
     """
-    module.compile(dynamic=False)
+    if hasattr(module, 'forward_blocks'):
+        module.forward_blocks = torch.compile(module.forward_blocks, dynamic=False)
+    else:
+        module.compile(dynamic=False)
     return module
 
 

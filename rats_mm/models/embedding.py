@@ -1,8 +1,8 @@
 """What a head reads from a backbone: its pooled image embedding, or every register.
 
 One rule for every head the project trains on a backbone (the DINO head, the attention
-probe's classifier): ``'pooled'`` is ``RatsViT.forward`` without a classifier (RATS: the
-mean of the final registers; a ViT: its [CLS] token), (B, D); ``'registers'`` the final normed registers
+probe's classifier): ``'pooled'`` is ``RatsViT.forward`` without a classifier (RATS:
+the mean of the final registers; a ViT: its [CLS] token), (B, D); ``'registers'`` the final normed registers
 concatenated in order, (B, N * D), so the head is no longer symmetric in the registers of a
 head (RATS only: a model with a [CLS] token pools through it).
 """
@@ -20,10 +20,11 @@ def check_embedding(model, embedding):
     """
     if embedding not in EMBEDDINGS:
         raise ValueError(f'embedding={embedding!r} is not one of {EMBEDDINGS}')
-    if getattr(model, 'num_classes', 0) or getattr(model, 'global_pool', 'token') != 'token':
-        raise ValueError(f'a head reads the backbone\'s image embedding, which needs '
-                         f'num_classes=0 and global_pool=\'token\' (got num_classes='
-                         f'{model.num_classes}, global_pool={model.global_pool!r})')
+    classes, pool = getattr(model, 'num_classes', 0), getattr(model, 'global_pool', 'token')
+    if classes or pool != 'token':
+        raise ValueError(f"a head reads the backbone's image embedding, which needs "
+                         f"num_classes=0 and global_pool='token' (got num_classes={classes}, "
+                         f'global_pool={pool!r})')
     if embedding == 'registers' and (not getattr(model, 'num_registers', 0)
                                      or getattr(model, 'has_class_token', False)):
         raise ValueError("embedding='registers' needs a backbone with registers and no [CLS] "

@@ -4,14 +4,16 @@ the model owns ``global_pool``, ``fc_norm``, ``head_drop``, ``head`` and ``token
 from timm.layers import trunc_normal_
 from torch import nn
 
-__all__ = ['GLOBAL_POOLS', 'ClassifierHead']
+__all__ = ['CLASSIFIER_ARGS', 'GLOBAL_POOLS', 'ClassifierMixin']
 
 # ``global_pool`` values: the image embedding ([CLS], else the register mean), the patches'
 # mean / max / both averaged, or none (forward_head then sees every token).
 GLOBAL_POOLS = ('token', 'avg', 'max', 'avgmax', '')
+# RatsViT arguments of the classifier side only: a backbone (DINO, dense, probes) takes none
+CLASSIFIER_ARGS = ('num_classes', 'global_pool', 'fc_norm', 'drop_rate')
 
 
-class ClassifierHead:
+class ClassifierMixin:
     """``pool``, ``forward_head``, ``get_classifier`` and ``reset_classifier``."""
 
     @staticmethod
@@ -37,7 +39,8 @@ class ClassifierHead:
 
     def forward_head(self, x, pre_logits=False):
         """``forward_features``' tokens (B, T, D) -> logits (B, num_classes), or with
-        ``pre_logits`` (or no head) the pooled, normed embedding (B, D)."""
+        ``pre_logits`` (or no head) the pooled, normed embedding (B, D); with
+        ``global_pool=''`` every token, (B, T, num_classes | D)."""
         x = self.head_drop(self.fc_norm(self.pool(x)))
         return x if pre_logits else self.head(x)
 

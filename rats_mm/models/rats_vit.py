@@ -19,16 +19,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers import Block, PatchEmbed, position_embedding
-from .head import ClassifierHead
+from .head import ClassifierMixin
 from .inspection import AttentionInspection
 from .options import check_model_options, pair
-from .weights import checkpoint_filter_fn
+from .weights import checkpoint_filter_fn, load_pretrained
 
 # one call in a torch.fx graph (timm's fx feature extraction): it branches on the input size
 torch.fx.wrap('position_embedding')
 
 
-class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
+class RatsViT(ClassifierMixin, AttentionInspection, nn.Module):
     """Vision Transformer whose [CLS] token is split into ``num_registers`` registers.
 
     Token order inside the blocks: ``[cls?, registers, patches]``. Only patches carry a position
@@ -123,6 +123,12 @@ class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
                           if self.num_registers else None)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1], D))
 
+    def load_pretrained(self, checkpoint):
+        """``rats_mm.models.load_pretrained`` into this model (timm's loader calls it for a
+        file, ``custom_load``): any supported source, the recorded options checked, a
+        classifier kept where it matches, what did not match logged."""
+        return load_pretrained(self, checkpoint)
+
     def init_weights(self):
         """timm-style init: trunc-normal(0.02) for weights and tokens, zero biases."""
         trunc_normal_(self.pos_embed, std=0.02)
@@ -181,7 +187,10 @@ class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
         return cls, x[:, c:self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
 
     def forward_blocks(self, x):
-        """Args:
+        """The embedding and every block: what all outputs are read from (and what
+        ``compile_static`` compiles).
+
+        Args:
             x (Tensor): (B, C, H, W) images, H and W multiples of the patch size.
 
         Returns:
@@ -209,7 +218,9 @@ class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
         Returns:
             dict: ``x_norm_clstoken`` (B, D) the image embedding ([CLS], else the mean of the
             registers), ``x_norm_regtokens`` (B, N, D), ``x_norm_patchtokens`` (B, L, D),
-            all after ``norm``; ``x_prenorm`` (B, T, D) and ``grid_size`` (h, w).
+            all after ``norm`` (an identity where timm's rule moves the final norm to the
+            pooled tokens, ``fc_norm``: ``global_pool`` 'avg' / 'max' / 'avgmax');
+            ``x_prenorm`` (B, T, D) and ``grid_size`` (h, w).
         """
         x, grid = self.forward_blocks(x)
         cls, registers, patches = self.token_groups(self.norm(x))
@@ -233,7 +244,13 @@ class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
                     blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))])
 
     def prune_intermediate_layers(self, indices=1, prune_norm=False, prune_head=True):
-        """Drop the blocks after the last of ``indices`` (and the final norm, the head).
+        """Drop the blocks after the last of ``indices`` (timm's ``features_only`` getter
+        calls it).
+
+        Args:
+            indices (int | Sequence[int]): As ``forward_intermediates`` takes them.
+            prune_norm (bool): Also replace the final norm by an identity.
+            prune_head (bool): Also drop ``fc_norm``, the head and the pooling.
 
         Returns:
             list[int]: The absolute indices taken (as ``take_indices`` resolves them).
@@ -305,6 +322,19 @@ class RatsViT(ClassifierHead, AttentionInspection, nn.Module):
             return outs
         return self.norm(x), outs
 
+    def get_intermediate_layers(self, x, n=1, reshape=False, return_prefix_tokens=False,
+                                norm=False):
+        """DINO's / timm's older API over ``forward_intermediates``: the patch tokens
+        (B, L, D), or with ``reshape`` maps (B, D, h, w), of the last ``n`` blocks (an int) or
+        of the blocks ``n`` names; with ``return_prefix_tokens`` ``(patches, prefix)`` pairs.
+
+        Returns:
+            tuple: One entry per block taken.
+        """
+        return tuple(self.forward_intermediates(
+            x, indices=n, return_prefix_tokens=return_prefix_tokens, norm=norm,
+            output_fmt='NCHW' if reshape else 'NLC', intermediates_only=True))
+
 
 # (embed_dim, depth, num_heads) of the standard sizes.
 ARCHS = {'tiny': (192, 12, 3), 'small': (384, 12, 6), 'base': (768, 12, 12),
@@ -352,12 +382,16 @@ def _has_weights(cfg):
 def _create_rats(variant, arch, pretrained=False, registers_per_head=8, **kwargs):
     """``build_model_with_cfg`` for RATS of size ``arch`` with 16 px patches: timm's
     ``num_classes`` / ``global_pool`` / ``features_only`` handling, and weights from a local
-    file (``pretrained_cfg_overlay=dict(file=PATH)``) through ``checkpoint_filter_fn``."""
+    file (``pretrained_cfg_overlay=dict(file=PATH)``) read by ``RatsViT.load_pretrained``
+    (a state dict given as ``dict(state_dict=...)`` through ``checkpoint_filter_fn``)."""
     if pretrained and not _has_weights(resolve_pretrained_cfg(
             variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))):
         raise ValueError('no RATS weights are hosted: create the model, then load a file '
                          'with rats_mm.models.load_pretrained(model, path), or pass '
                          'pretrained_cfg_overlay=dict(file=PATH)')
+    overlay = kwargs.get('pretrained_cfg_overlay') or {}
+    if overlay.get('file'):  # read by RatsViT.load_pretrained: the project's loader and checks
+        kwargs['pretrained_cfg_overlay'] = {'custom_load': True, **overlay}
     dim, depth, heads = ARCHS[arch]
     kwargs = {'embed_dim': dim, 'depth': depth, 'num_heads': heads, 'patch_size': 16,
               'attn_mode': 'rats', **kwargs}

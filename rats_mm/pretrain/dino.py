@@ -44,8 +44,7 @@ class DINOPretrainer(DINODistillation, BaseModel):
             (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
             crop size, no graph break).
         embedding (str): What the heads read: ``'pooled'`` (the image embedding) or
-            ``'registers'`` (every register concatenated, RATS only; not with
-            ``compile_backbone``).
+            ``'registers'`` (every register concatenated, RATS only).
         num_global (int): Leading views the teacher sees (DINO: the 2 global crops).
     """
 
@@ -65,11 +64,7 @@ class DINOPretrainer(DINODistillation, BaseModel):
         self.current_iter = 0
         self.skipped_images = 0
         self.stats_interval = stats_interval
-        if compile_backbone:
-            if embedding != 'pooled':  # nn.Module.compile wraps __call__, i.e. forward only
-                raise ValueError(f"compile_backbone=True compiles RatsViT.forward, the pooled "
-                                 f"embedding; embedding={embedding!r} reads forward_tokens, "
-                                 "which it would leave uncompiled: drop one of the two")
+        if compile_backbone:  # forward_blocks, which both head inputs go through
             compile_static(self.student['backbone'])
             compile_static(self.teacher['backbone'])
 

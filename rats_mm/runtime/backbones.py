@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config
 
 from ..models import RatsViT, load_pretrained
+from ..models.head import CLASSIFIER_ARGS
 from ..models.weights import (BACKBONE_OPTIONS, extract_backbone, load_checkpoint_file,
                               recorded_backbone_options, save_backbone)
 
@@ -21,7 +22,9 @@ __all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
                 'with_cp', 'compile')
-_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters)
+# a backbone has no classifier and is placed by its runner
+_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters) - {*CLASSIFIER_ARGS, 'device',
+                                                                 'dtype'}
 
 
 def read_config(config):

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from ..models import RatsViT
+from ..models import RatsViT, compile_static
 from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state, first_sign
 from ..ssl.device_multicrop import DeviceMultiCrop
 from ..ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
@@ -91,11 +91,9 @@ def _build(backbone_kwargs, recipe, device, seed):
     backbone = RatsViT(**backbone_kwargs)
     dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
                             embedding=head_embedding(backbone, recipe)).to(device).train()
-    if recipe.compile:  # forward_blocks, which forward and both embeddings go through;
-        for branch in (dist.student, dist.teacher):  # parameter names stay as they are
-            backbone = branch['backbone']
-            backbone.forward_blocks = torch.compile(  # one graph per crop size
-                backbone.forward_blocks, dynamic=False)
+    if recipe.compile:  # forward_blocks, which both embeddings go through; same names
+        for branch in (dist.student, dist.teacher):
+            compile_static(branch['backbone'])
     optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
     return dist, optimizer, aug

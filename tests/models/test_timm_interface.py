@@ -165,6 +165,47 @@ def test_pretrained_file_loads_through_the_checkpoint_filter(tmp_path):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(as_vit.forward_features(x), vit.forward_features(x), atol=1e-5)
+    with_head = timm.create_model('rats_tiny_patch16', pretrained=True, img_size=32,
+                                  embed_dim=32, depth=3, num_heads=2, num_registers=0,
+                                  attn_mode='full', class_token=True, num_classes=9,
+                                  pretrained_cfg_overlay=dict(file=str(tmp_path / 'vit.pth')))
+    assert torch.equal(with_head.head.weight, vit.head.weight)  # the same classifier is kept
+
+
+def test_pretrained_file_through_timm_checks_the_recorded_options(tmp_path):
+    """timm's loader reads a file with the project's loader: weights saved with their
+    options (save_backbone) refuse a model built with other ones."""
+    from rats_mm.models.weights import backbone_options, save_backbone
+    source = timm.create_model('rats_tiny_patch16', **SMALL_TIMM, compress='competition')
+    save_backbone(source.state_dict(), str(tmp_path / 'b.pth'), backbone_options(source))
+    overlay = dict(file=str(tmp_path / 'b.pth'))
+    with pytest.raises(ValueError, match="trained with compress='competition'"):
+        timm.create_model('rats_tiny_patch16', pretrained=True, **SMALL_TIMM,
+                          pretrained_cfg_overlay=overlay)
+    loaded = timm.create_model('rats_tiny_patch16', pretrained=True, **SMALL_TIMM,
+                               compress='competition', pretrained_cfg_overlay=overlay)
+    assert torch.equal(loaded.registers, source.registers)
+
+
+def test_backbones_take_no_classifier_options():
+    from rats_mm.dense.backbone import RatsViTBackbone
+    with pytest.raises(ValueError, match=r"\['global_pool'\]: a dense backbone has no"):
+        RatsViTBackbone(**TINY, num_registers=4, global_pool='avg')
+    from rats_mm.analysis.probes.features import FrozenEmbedding
+    with pytest.raises(ValueError, match='needs num_classes=0'):
+        FrozenEmbedding(RatsViT(**TINY, num_registers=4, num_classes=3))
+
+
+def test_get_intermediate_layers_is_forward_intermediates():
+    model = RatsViT(**TINY, num_registers=4).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        tokens = model.get_intermediate_layers(x, n=2)
+        maps = model.get_intermediate_layers(x, n=(0,), reshape=True, norm=True)
+        want = model.forward_intermediates(x, indices=2, output_fmt='NLC',
+                                           intermediates_only=True)
+    assert len(tokens) == 2 and all(torch.equal(a, b) for a, b in zip(tokens, want))
+    assert maps[0].shape == (1, 32, 4, 4)
 
 
 @pytest.mark.parametrize('mode', sorted(MODES))

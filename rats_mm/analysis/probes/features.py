@@ -8,6 +8,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ...models.embedding import check_embedding
+
 __all__ = ['EMBEDDINGS', 'FrozenEmbedding', 'dist_info', 'extract_features']
 
 EMBEDDINGS = ('embedding', 'registers')
@@ -34,6 +36,8 @@ class FrozenEmbedding(nn.Module):
         super().__init__()
         if kind not in EMBEDDINGS:
             raise ValueError(f'features={kind!r} is not one of {EMBEDDINGS}')
+        if kind == 'embedding':  # model(x) must be the embedding, not logits
+            check_embedding(model, 'pooled')
         if kind == 'registers' and not model.num_registers:
             raise ValueError("features='registers' needs a model with registers "
                              '(this one has num_registers=0)')
