@@ -66,6 +66,7 @@ def parse_args(argv=None):
     args.rats_config = args.rats_config or defaults.get('rats_config', RATS_CONFIG)
     args.vit_config = args.vit_config or defaults.get('vit_config', VIT_CONFIG)
     args.variants = args.variants or ','.join(defaults.get('variants', DEFAULT_VARIANTS))
+    args.max_steps = args.max_steps or defaults.get('max_steps')
     try:
         args.recipe_set = assignments(args.recipe_set, {f.name for f in fields(Recipe)})
         args.backbone_set = assignments(args.backbone_set)

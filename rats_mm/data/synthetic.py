@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..models.weights import atomic_write
+from ..files import atomic_write
 from .scene import CATEGORY_IDS, LAYOUTS, PART_IDS, compose_scene, sample_scene
 from .shapes import CATEGORIES, CATEGORY_PARTS, PART_TYPES
 
@@ -190,7 +190,7 @@ def coco_dict(records, size):
 
 
 def write_json(path, data):
-    """Write JSON through the project's one atomic write (``models.weights.atomic_write``: a
+    """Write JSON through the project's one atomic write (``rats_mm.files.atomic_write``: a
     unique temporary file, fsynced, renamed into place).
 
     Args:

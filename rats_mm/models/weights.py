@@ -8,10 +8,11 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 
 import torch
 from timm.layers import resample_abs_pos_embed, resample_patch_embed
+
+from ..files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -264,29 +265,6 @@ def extract_backbone(checkpoint, branch='teacher'):
         raise KeyError(f'no {branch} backbone (keys {prefixes[0]}*) in the checkpoint; '
                        f'top-level keys: {sorted(sd)[:6]}')
     return out
-
-
-def atomic_write(path, write):
-    """Write a file so that ``path`` never holds a partial one: ``write(f)`` fills a temporary
-    file in the same folder, which is flushed, fsynced and renamed over ``path`` (atomic on
-    POSIX). A kill mid-write leaves the previous ``path`` (if any) as it was.
-
-    Args:
-        path (str): Destination file; its folder must exist.
-        write (callable): Called with the open binary file.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save(obj, path):

@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop
 
-from ..models.weights import atomic_write
+from ..files import atomic_write
 
 __all__ = ['AtomicLocalBackend', 'ResumableIterBasedTrainLoop', 'checkpoint_problem',
            'resume_checkpoint']

@@ -9,7 +9,7 @@ import time
 
 from mmengine.config import Config
 
-from ..models.weights import atomic_write
+from ..files import atomic_write
 
 __all__ = ['finetune_and_test', 'last_checkpoint', 'mean_scalar', 'run_tool',
            'train_or_resume']

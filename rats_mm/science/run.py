@@ -21,8 +21,9 @@ from dataclasses import replace
 
 import torch
 
+from ..files import atomic_write
 from ..models import RatsViT, enable_tf32
-from ..models.weights import atomic_write, backbone_options, save_backbone
+from ..models.weights import backbone_options, save_backbone
 from ..ssl.collapse import early_signs
 from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
@@ -196,17 +197,16 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         out_dir (str): Output folder (see the module docstring).
         minutes (float): Training time of all variants together.
         device (str): ``'cuda'`` or ``'cpu'``.
-        preset (str): Recipe when ``recipe`` is None: ``'gpu'`` (:class:`Recipe`),
-            ``'smoke'`` (:func:`smoke_recipe`, every stage in seconds), ``'demo'``
-            (:func:`demo_recipe`) or ``'testbed'`` (:func:`testbed_recipe`, whose
-            :data:`PRESET_DEFAULTS` also choose the configs and variants).
+        preset (str): Recipe when ``recipe`` is None (:data:`PRESETS`): ``'gpu'``, ``'smoke'``
+            (every stage in seconds), ``'demo'`` or ``'testbed'`` (:data:`PRESET_DEFAULTS`
+            also choose its configs, variants and steps).
         seed (int): Seed of every variant's init, batches and crops.
         cache_dir (str | None): Where the rendered data are kept (default data/science).
         rats_config (str | None): Config of the RATS backbone (None: the preset's, else
             ``configs/science/rats_science.py``).
         vit_config (str | None): Config of the ViT backbone (None: likewise).
         recipe (Recipe | None): Replaces the preset's recipe.
-        max_steps (int | None): Cap on each model's steps.
+        max_steps (int | None): Cap on each model's steps (None: the preset's, if any).
         variants (Sequence[str] | None): Which of ``VARIANTS`` to train, each for an equal
             share of ``minutes`` (None: the preset's, else ``DEFAULT_VARIANTS``).
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
@@ -233,6 +233,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
     images, knn, attention_images, sets = _prepare(
         run, recipe, cache_dir, device, {k: configs[k] for k in variants}, seconds_per_model)
     _views_and_chance(run, recipe, images, knn, configs['rats'], seed)
+    max_steps = max_steps or defaults.get('max_steps')
     trained = _train_variants(run, variants, configs, (images, knn, attention_images), recipe,
                               dict(seconds=seconds_per_model, device=device, seed=seed,
                                    autocast_dtype=autocast_dtype, max_steps=max_steps))

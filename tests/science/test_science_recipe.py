@@ -127,14 +127,16 @@ def test_testbed_preset_defaults_and_command_line_overrides():
     args = tool['parse_args'](['--preset', 'testbed', '--out', 'o', '--set', 'teacher_temp=0.02',
                                '--set', 'global_crops_scale=(0.5, 1.0)', '--base-lr', '1e-3',
                                '--backbone', 'init_values=1e-5'])
-    assert args.minutes == 26.0 and args.variants == 'rats,vit'
+    assert args.minutes == 40.0 and args.variants == 'rats,vit' and args.max_steps == 450
+    assert tool['parse_args'](['--preset', 'testbed', '--out', 'o',
+                               '--max-steps', '20']).max_steps == 20
     assert args.rats_config.endswith('configs/science/rats_demo_scale.py')
     assert args.vit_config.endswith('configs/science/vit_demo_scale.py')
     assert tool['overrides'](args) == {'teacher_temp': 0.02, 'global_crops_scale': (0.5, 1.0),
                                        'base_lr': 1e-3}
     assert args.backbone_set == {'init_values': 1e-5}
     gpu = tool['parse_args'](['--out', 'o'])
-    assert (gpu.minutes, gpu.variants) == (7.0, 'rats,rats_competition,vit')
+    assert (gpu.minutes, gpu.variants, gpu.max_steps) == (7.0, 'rats,rats_competition,vit', None)
     assert gpu.rats_config == RATS_CONFIG and gpu.vit_config == VIT_CONFIG
 
 
@@ -165,6 +167,7 @@ def test_testbed_recipe_is_the_gpu_recipe_where_two_cores_allow():
     from rats_mm.science.run import testbed_recipe
     gpu, testbed = Recipe(), testbed_recipe()
     assert testbed.batch_size == 256 and testbed.lr == gpu.lr  # the GPU's 2e-3
+    assert testbed.momentum == (0.98, 0.995)  # the teacher that let the ViT learn here
     changed = {k for k, v in testbed.to_dict().items() if v != gpu.to_dict()[k]}
     assert changed == {'batch_size', 'base_lr', 'local_crops_number', 'train_images',
                        'momentum', 'head', 'num_measurements', 'eval_max_images'}

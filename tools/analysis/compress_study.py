@@ -36,7 +36,7 @@ import json
 import os
 
 from rats_mm.analysis.runs import format_stat, grouped_stats
-from rats_mm.models.weights import atomic_write
+from rats_mm.files import atomic_write
 from rats_mm.runtime.steps import last_checkpoint, run_tool
 
 
