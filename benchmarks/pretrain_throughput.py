@@ -23,11 +23,10 @@ import common
 from common import autocast, interleaved
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mmengine.optim import OptimWrapper  # noqa: E402
 
 from rats_mm.data import generate_dataset  # noqa: E402
 from rats_mm.pretrain.data import ImageFolderDataset, multicrop_collate  # noqa: E402
-from rats_mm.pretrain.dino import DINOPretrainer  # noqa: E402
+from rats_mm.pretrain.dino import DINOOptimWrapper, DINOPretrainer  # noqa: E402
 
 BACKBONES = {
     'rats_s16': dict(embed_dim=384, depth=12, num_heads=6, num_registers=48, attn_mode='rats'),
@@ -41,7 +40,9 @@ def build(name, args, device):
                            head=dict(out_dim=args.out_dim),
                            data_preprocessor=dict(type='BaseDataPreprocessor')).to(device)
     params = [p for p in model.student.parameters() if p.requires_grad]
-    return model, OptimWrapper(torch.optim.AdamW(params, lr=1e-4), clip_grad=dict(max_norm=3.0))
+    # the configs' optim wrapper: DINO's per-parameter clipping (configs/_base_/dino_runtime.py)
+    return model, DINOOptimWrapper(torch.optim.AdamW(params, lr=1e-4),
+                                   clip_grad=dict(type='per_parameter', max_norm=3.0))
 
 
 def time_steps(args, device):
