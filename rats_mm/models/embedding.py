@@ -2,9 +2,9 @@
 
 One rule for every head the project trains on a backbone (the DINO head, the attention
 probe's classifier): ``'pooled'`` is ``RatsViT.forward`` without a classifier (RATS:
-the mean of the final registers; a ViT: its [CLS] token), (B, D); ``'registers'`` the final normed registers
-concatenated in order, (B, N * D), so the head is no longer symmetric in the registers of a
-head (RATS only: a model with a [CLS] token pools through it).
+the mean of the final registers; a ViT: its [CLS] token), (B, D); ``'registers'`` the final
+normed registers concatenated in order, (B, N * D), so the head is no longer symmetric in the
+registers of a head (RATS only: a model with a [CLS] token pools through it).
 """
 __all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim']
 

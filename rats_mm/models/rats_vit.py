@@ -223,9 +223,10 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
             ``x_prenorm`` (B, T, D) and ``grid_size`` (h, w).
         """
         x, grid = self.forward_blocks(x)
-        cls, registers, patches = self.token_groups(self.norm(x))
+        normed = self.norm(x)
+        _, registers, patches = self.token_groups(normed)
         return {
-            'x_norm_clstoken': cls if cls is not None else registers.mean(dim=1),
+            'x_norm_clstoken': self.pool(normed, 'token'),  # the one image-embedding rule
             'x_norm_regtokens': registers,
             'x_norm_patchtokens': patches,
             'x_prenorm': x,
