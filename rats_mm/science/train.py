@@ -8,6 +8,7 @@ schedules (warm-up, cosine learning rate, weight decay, teacher momentum) are si
 they end when the time does.
 """
 import math
+import statistics
 import time
 
 import torch
@@ -64,25 +65,28 @@ def _sync(device):
 
 
 def _probe(dist, optimizer, draw, device, autocast_dtype):
-    """Seconds per step, timed on real batches with a zero learning rate and a frozen
-    teacher. Nothing learns: student and teacher keep their weights, and the DINO centre,
-    the loss's last targets, the gradients and the optimizer's state are put back as they
-    were (the probe's batches would otherwise have moved the centre before step 0)."""
+    """Seconds per step: the median of single steps timed on real batches with a zero
+    learning rate and a frozen teacher (the median, since on a shared or throttled CPU a
+    single slow step made a mean plan a fifth fewer steps than then fitted). Nothing
+    learns: student and teacher keep their weights, and the DINO centre, the loss's last
+    targets, the gradients and the optimizer's state are put back as they were (the
+    probe's batches would otherwise have moved the centre before step 0)."""
     frozen = StepSettings(lr=0.0, weight_decay=0.0, momentum=1.0, teacher_temp=0.04)
     criterion = {k: v.clone() for k, v in dist.criterion.state_dict().items()}
     last_targets = dist.criterion._last_targets
+    times = []
     for i in range(PROBE_WARMUP + PROBE_STEPS):
-        if i == PROBE_WARMUP:
-            _sync(device)
-            start = time.perf_counter()
+        _sync(device)
+        start = time.perf_counter()
         train_step(dist, optimizer, draw(), frozen, autocast_dtype)
-    _sync(device)
-    seconds = (time.perf_counter() - start) / PROBE_STEPS
+        _sync(device)
+        if i >= PROBE_WARMUP:
+            times.append(time.perf_counter() - start)
     optimizer.state.clear()
     optimizer.zero_grad(set_to_none=True)
     dist.criterion.load_state_dict(criterion)
     dist.criterion._last_targets = last_targets
-    return seconds
+    return statistics.median(times)
 
 
 def _build(backbone_kwargs, recipe, device, seed):

@@ -1,6 +1,7 @@
 """The emergence run's recipe: configs read without mmengine, FLOPs against torch's own
 counter, step planning and schedules by value."""
 import math
+import time
 
 import pytest
 import torch
@@ -115,6 +116,27 @@ def test_timing_probe_leaves_the_model_as_it_found_it():
     assert not dist.criterion.last_stats  # no targets of the probe left to report
     assert not optimizer.state
     assert all(p.grad is None for p in dist.student.parameters())
+
+
+def test_timing_probe_is_not_moved_by_one_slow_step():
+    """One stalled step (another process, a page fault) does not set the plan: the probe
+    reports the median step, so a 2 s stall among its tiny steps stays out of the answer,
+    where the mean of its 8 timed steps would be at least 0.25 s."""
+    from rats_mm.science import train
+    backbone = RatsViT(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2,
+                       num_registers=2)
+    dist = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
+    optimizer = torch.optim.AdamW(dist.student.parameters(), lr=1e-3)
+    calls = []
+
+    def draw():
+        calls.append(1)
+        if len(calls) == train.PROBE_WARMUP + 2:  # a timed step
+            time.sleep(2.0)
+        return [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
+    seconds = train._probe(dist, optimizer, draw, torch.device('cpu'), None)
+    assert len(calls) == train.PROBE_WARMUP + train.PROBE_STEPS
+    assert 0 < seconds < 2.0 / train.PROBE_STEPS
 
 
 def _science_tool():
