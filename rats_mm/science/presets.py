@@ -51,8 +51,9 @@ SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
 # What a preset changes besides its recipe: the backbone configs, the variants trained and
 # the minutes of all of them together and the steps per model (tools/science.py's
 # defaults; None: the run's own). The testbed's 450 steps took 10.4 (ViT) and 12.0 (RATS)
-# minutes on two free cores; its 40 minutes only cap a slower machine.
+# minutes on the two free cores of the search, ~18 and ~19.5 on two AVX2-only EPYC cores; its 44
+# minutes cap a slower machine (fewer steps, at which the ViT did not learn: docs/parts.md).
 PRESET_DEFAULTS = {
     'testbed': dict(rats_config=os.path.join(SCIENCE_CONFIGS, 'rats_demo_scale.py'),
                     vit_config=os.path.join(SCIENCE_CONFIGS, 'vit_demo_scale.py'),
-                    variants=('rats', 'vit'), minutes=40.0, max_steps=450)}
+                    variants=('rats', 'vit'), minutes=44.0, max_steps=450)}
