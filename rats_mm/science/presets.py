@@ -34,8 +34,8 @@ def testbed_recipe():
     this batch), AdamW, warm-up 10 %, cosine schedules, weight decay 0.04 -> 0.4, teacher
     temperature 0.04, grayscale views, clipping, frozen last layer. Changed where the search
     measured it: batch 128 (the GPU's is 1,024; at 256 the ViT's teacher gained +0.10 k-NN on
-    seed 0 and +0.035 on seed 1 in 115,200 images, at 128 seed 1 gained more in half the
-    time per image), the demo-sized models (``configs/science/*_demo_scale.py``), the two
+    seed 0 and +0.035 on seed 1 in 115,200 images, at 128 seed 1 gained +0.112 and seed 0
+    +0.103), the demo-sized models (``configs/science/*_demo_scale.py``), the two
     64 px global views only (local crops cost 2.5x per image), the held-out objects' 1,600
     training images, the demo's head (1,024 prototypes), teacher momentum 0.98 -> 0.995 (a
     teacher averaging ~50-200 steps: with 0.99 -> 1 the ViT's teacher stopped at +0.06 k-NN
@@ -54,8 +54,8 @@ SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
 # the minutes of all of them together and the steps per model (tools/science.py's
 # defaults; None: the run's own). 115,200 images per model: at batch 256 (450 steps) they
 # took 10.4 (ViT) and 12.0 (RATS) minutes on the two free cores of the search, ~18 and ~19.5
-# on two AVX2-only EPYC cores, where batch 128 (900 steps) trains 1.2x more images per
-# second; the 44 minutes only cap a slower machine (fewer steps: docs/parts.md).
+# on two AVX2-only EPYC cores, where batch 128 (900 steps) took 12.7-19.3 per model; the
+# 44 minutes only cap a slower machine (fewer steps, which cost the ViT its k-NN gain).
 PRESET_DEFAULTS = {
     'testbed': dict(rats_config=os.path.join(SCIENCE_CONFIGS, 'rats_demo_scale.py'),
                     vit_config=os.path.join(SCIENCE_CONFIGS, 'vit_demo_scale.py'),
