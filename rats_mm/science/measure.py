@@ -12,9 +12,16 @@ from ..data.images import LUMA, normalise_uint8
 from ..ssl.diagnostics import training_diagnostics
 from ..ssl.knn import knn_accuracy
 
-__all__ = ['KNNSet', 'embed', 'eval_views', 'measure_point', 'normalise', 'register_figures']
+__all__ = ['KNNSet', 'embed', 'eval_view_of', 'eval_views', 'measure_point', 'normalise',
+           'register_figures']
 
 normalise = normalise_uint8  # (B, 3, H, W) uint8 -> float32, ImageNet mean / std
+
+
+def eval_view_of(recipe):
+    """(side, grayscale) of a recipe's evaluation view: its global crop size, grayscale when
+    every training view is."""
+    return recipe.global_crop_size, recipe.augmentation.get('grayscale_p', 0) >= 1
 
 
 def eval_views(images, size, grayscale):
@@ -125,7 +132,7 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, opti
         (``rats_mm.ssl.diagnostics.training_diagnostics``) and
         the register figures (RATS).
     """
-    size, gray = recipe.global_crop_size, recipe.augmentation.get('grayscale_p', 0) >= 1
+    size, gray = eval_view_of(recipe)
     teacher, student = dist.teacher['backbone'], dist.student['backbone']
     was_training = student.training
     student.eval()

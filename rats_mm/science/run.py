@@ -29,9 +29,10 @@ from ..ssl.device_multicrop import DeviceMultiCrop
 from .data import prepare_eval_sets, render_training_images
 from .evaluate import evaluate_part_maps, evaluate_pretrained, evaluate_similarity_maps
 from .figures import render_curves, render_views
-from .measure import KNNSet
+from .measure import KNNSet, eval_view_of
 from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
                      train_flops_per_image)
+from .probes import probe_features
 from .presets import (PRESET_DEFAULTS, PRESETS, demo_recipe, smoke_recipe,  # noqa: F401
                       testbed_recipe)
 from .train import train_model
@@ -155,14 +156,16 @@ def _register_variants(models):
     return [k for k, m in models.items() if m.attn_mode == 'rats']
 
 
-def _final_evaluation(run, trained, configs, sets, recipe, seed):
-    """Part mIoU, CorLoc and pictures of the trained models and their random inits."""
+def _final_evaluation(run, trained, configs, sets, recipe, seed, knn):
+    """Feature probes, part mIoU, CorLoc and pictures of the trained models and their random
+    inits."""
     teachers = {k: r.dist.teacher['backbone'].eval() for k, r in trained.items()}
     device = next(next(iter(teachers.values())).parameters()).device
     randoms = {}
     for name in teachers:
         torch.manual_seed(seed)  # the trained model's own init
         randoms[name] = RatsViT(**configs[name]).to(device).eval()
+    _probe(run, teachers, randoms, knn, recipe)
     registers = {k: teachers[k] for k in _register_variants(teachers)}
     vit = teachers.get('vit')
     clusters = configs['rats']['num_registers']  # ViT k-means: K = the RATS register count
@@ -179,6 +182,20 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed):
                            run.path('parts.png'), clusters)
     for name, model in registers.items():
         evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{_suffix(name)}.png'))
+
+
+def _probe(run, teachers, randoms, knn, recipe):
+    """``probe_<variant>`` and ``probe_random_init_<variant>``: k-NN and linear top-1 of the
+    embedding, the concatenated registers and the patch mean (``probes.probe_features``)."""
+    size, gray = eval_view_of(recipe)
+    for name, teacher in teachers.items():
+        probes = {f'probe_{name}': probe_features(teacher, knn, size, gray),
+                  f'probe_random_init_{name}': probe_features(randoms[name], knn, size, gray)}
+        run.write(**probes)
+        trained, init = probes[f'probe_{name}'], probes[f'probe_random_init_{name}']
+        run.log(f'[{name}] probes, trained (random init): ' + ', '.join(
+            f'{metric} {kind} {value:.4f} ({init[metric][kind]:.4f})'
+            for metric, values in trained.items() for kind, value in values.items()))
 
 
 def _validation_images(root, count):
@@ -239,7 +256,7 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
                                    autocast_dtype=autocast_dtype, max_steps=max_steps))
     try:
         if trained:
-            _final_evaluation(run, trained, configs, sets, recipe, seed)
+            _final_evaluation(run, trained, configs, sets, recipe, seed, knn)
     except Exception as e:  # the weights are written: evaluate them later with the tools
         run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
                 'are in backbone_<variant>.pth:\n' + traceback.format_exc())

@@ -70,6 +70,15 @@ def test_smoke_writes_every_contract_figure(smoke_run):
         assert len(summary[f'register_attention_by_block_{arm}']) == 8
         assert summary[f'register_attention_by_block_{arm}'] != \
             summary['register_attention_by_block']
+    # the end's feature probes: the embedding's k-NN is the last point's, and only RATS
+    # has registers to concatenate
+    for name in ALL_VARIANTS:
+        for key in (f'probe_{name}', f'probe_random_init_{name}'):
+            kinds = {'embedding', 'patches'} | ({'registers'} if name != 'vit' else set())
+            assert set(summary[key]['knn_top1']) == set(summary[key]['linear_top1']) == kinds
+            assert all(0 <= v <= 1 for m in summary[key].values() for v in m.values())
+        assert summary[f'probe_{name}']['knn_top1']['embedding'] == pytest.approx(
+            summary[f'knn_top1_{name}'], abs=1e-6)
     assert 'logits' in summary['configs']['rats_cosine']
     # step 0: the paper's compress is uniform at init, the cosine one is not
     init = {arm: summary['register_attention_by_block_at_init' + tag][-1]['compress_entropy']

@@ -1,0 +1,69 @@
+"""The end of a run probes each trained teacher (and its random init) on three features of
+the held-out objects: the image embedding the k-NN of ``history`` reads (``backbone(x)``:
+[CLS], or for RATS the mean of its registers), every final register concatenated (what the
+head reads with ``embedding='registers'``), and the mean of the patch tokens; each scored by
+DINO's weighted k-NN and by a linear probe. A model whose head reads every register can
+learn what the register mean hides (docs/parts.md, "The collapse on two cores")."""
+import torch
+
+from ..analysis.probes.classifiers import linear_probe
+from ..ssl.knn import knn_accuracy
+from .measure import eval_views
+
+__all__ = ['FEATURE_KINDS', 'image_features', 'probe_features']
+
+FEATURE_KINDS = ('embedding', 'registers', 'patches')
+
+
+@torch.no_grad()
+def image_features(backbone, images, size, grayscale, batch_size=256):
+    """The three features of uint8 images (eval mode, in batches, on their device).
+
+    Args:
+        backbone (RatsViT): The model (put in eval mode by the caller).
+        images (Tensor): (M, 3, S, S) uint8 images.
+        size (int): Side of the evaluation view (``measure.eval_views``).
+        grayscale (bool): Grayscale evaluation views.
+        batch_size (int): Images per forward.
+
+    Returns:
+        dict: ``embedding`` (M, D), ``patches`` (M, D) and, for a model with registers,
+        ``registers`` (M, N * D); float32.
+    """
+    out = {kind: [] for kind in FEATURE_KINDS}
+    for start in range(0, images.shape[0], batch_size):
+        views = eval_views(images[start:start + batch_size], size, grayscale)
+        tokens = backbone.forward_tokens(views)
+        out['embedding'].append(tokens['x_norm_clstoken'].float())  # (B, D)
+        out['patches'].append(tokens['x_norm_patchtokens'].float().mean(1))  # (B, L, D) -> (B, D)
+        if backbone.num_registers:
+            out['registers'].append(tokens['x_norm_regtokens'].float().flatten(1))  # (B, N * D)
+    return {kind: torch.cat(parts) for kind, parts in out.items() if parts}
+
+
+def probe_features(backbone, knn, size, grayscale, linear_epochs=100):
+    """k-NN top-1 and linear-probe top-1 of each feature of :func:`image_features`.
+
+    Args:
+        backbone (RatsViT): The model (eval mode).
+        knn (KNNSet): Bank (training split) and queries (validation split) on the device.
+        size (int): Side of the evaluation view.
+        grayscale (bool): Grayscale evaluation views.
+        linear_epochs (int): Epochs of each linear classifier
+            (``rats_mm.analysis.probes.classifiers.linear_probe``, its learning rate chosen
+            on 10 % of the bank).
+
+    Returns:
+        dict: ``knn_top1`` and ``linear_top1``, each ``{kind: accuracy in [0, 1]}``; the
+        ``embedding`` k-NN is the figure the run's ``history`` records for the model.
+    """
+    bank = image_features(backbone, knn.bank_images, size, grayscale)
+    query = image_features(backbone, knn.query_images, size, grayscale)
+    result = {'knn_top1': {}, 'linear_top1': {}}
+    for kind in bank:
+        result['knn_top1'][kind] = knn_accuracy(bank[kind], knn.bank_labels, query[kind],
+                                                knn.query_labels, knn.num_classes)
+        result['linear_top1'][kind] = linear_probe(
+            bank[kind], knn.bank_labels, query[kind], knn.query_labels,
+            epochs=linear_epochs)['top1']
+    return result
