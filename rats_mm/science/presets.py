@@ -54,10 +54,13 @@ SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
 # What a preset changes besides its recipe: the backbone configs, the variants trained and
 # the minutes of all of them together and the steps per model (tools/science.py's
 # defaults; None: the run's own). 115,200 images per model: at batch 256 (450 steps) they
-# took 10.4 (ViT) and 12.0 (RATS) minutes on the two free cores of the search, ~18 and ~19.5
-# on two AVX2-only EPYC cores, where batch 128 (900 steps) took 12.7-19.3 per model; the
-# 44 minutes only cap a slower machine (fewer steps, which cost the ViT its k-NN gain).
+# took 10.4 (ViT) and 12.0 (RATS) minutes on the two free cores of the search; at batch 128
+# (900 steps) 12.7-20.0 per model on two AVX2-only EPYC cores, whose speed varied 1.6x from
+# run to run. The 32 minutes (with data and evaluation the command ends within ~35) cap a
+# slower machine with fewer steps: at the slowest speed measured (1.24 s a ViT step) about
+# 700 of the 900, which may cost part of the ViT's gain (at batch 256, 80 % of the steps
+# lost most of it: docs/parts.md, row S).
 PRESET_DEFAULTS = {
     'testbed': dict(rats_config=os.path.join(SCIENCE_CONFIGS, 'rats_demo_scale.py'),
                     vit_config=os.path.join(SCIENCE_CONFIGS, 'vit_demo_scale.py'),
-                    variants=('rats', 'vit'), minutes=44.0, max_steps=900)}
+                    variants=('rats', 'vit'), minutes=32.0, max_steps=900)}

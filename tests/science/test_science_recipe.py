@@ -149,7 +149,7 @@ def test_testbed_preset_defaults_and_command_line_overrides():
     args = tool['parse_args'](['--preset', 'testbed', '--out', 'o', '--set', 'teacher_temp=0.02',
                                '--set', 'global_crops_scale=(0.5, 1.0)', '--base-lr', '1e-3',
                                '--backbone', 'init_values=1e-5'])
-    assert args.minutes == 44.0 and args.variants == 'rats,vit' and args.max_steps == 900
+    assert args.minutes == 32.0 and args.variants == 'rats,vit' and args.max_steps == 900
     assert tool['parse_args'](['--preset', 'testbed', '--out', 'o',
                                '--max-steps', '20']).max_steps == 20
     assert args.rats_config.endswith('configs/science/rats_demo_scale.py')
