@@ -44,7 +44,10 @@ def collapse_state(entropy_ratio, batch_entropy_ratio, uniform_ratio=0.9, onehot
 EARLY_SIGNS = {
     'merge': ('register_within_head_similarity', lambda v, v0: v >= v0 + 0.15,
               'the registers of a head grew alike (within-head similarity up 0.15 over the '
-              "init). Try logits='cosine' in the register attention"),
+              "init). On the testbed it cost the paper's block no k-NN against the ViT "
+              "(three seeds); logits='cosine' with every register as the head's input "
+              "(embedding='registers') keeps them apart (with the register mean they "
+              'merged by step 600), though its register mean learnt less'),
     'value_growth': ('value_norm_last_block', lambda v, v0: v >= 2.0 * v0,
                      'the last block\'s value vectors doubled their norm (what dot-product '
                      "logits sharpen with). Try logits='cosine'; half the learning rate "
