@@ -10,7 +10,7 @@ from ..analysis.probes.classifiers import linear_probe
 from ..ssl.knn import knn_accuracy
 from .measure import eval_views
 
-__all__ = ['FEATURE_KINDS', 'image_features', 'probe_features']
+__all__ = ['FEATURE_KINDS', 'image_features', 'probe_features', 'probe_teachers']
 
 FEATURE_KINDS = ('embedding', 'registers', 'patches')
 
@@ -67,3 +67,28 @@ def probe_features(backbone, knn, size, grayscale, linear_epochs=100):
             bank[kind], knn.bank_labels, query[kind], knn.query_labels,
             epochs=linear_epochs)['top1']
     return result
+
+
+def probe_teachers(teachers, randoms, knn, size, grayscale):
+    """:func:`probe_features` of every trained teacher and of its random init.
+
+    Args:
+        teachers (dict): ``{variant: RatsViT}`` trained teachers (eval mode).
+        randoms (dict): The same variants at their random init.
+        knn (KNNSet): Bank and queries on the device.
+        size (int): Side of the evaluation view.
+        grayscale (bool): Grayscale evaluation views.
+
+    Returns:
+        tuple[dict, str]: Summary keys ``probe_<variant>`` and ``probe_random_init_<variant>``,
+        and one log line per variant.
+    """
+    figures, lines = {}, []
+    for name, teacher in teachers.items():
+        trained = figures[f'probe_{name}'] = probe_features(teacher, knn, size, grayscale)
+        init = figures[f'probe_random_init_{name}'] = probe_features(randoms[name], knn, size,
+                                                                    grayscale)
+        lines.append(f'[{name}] probes, trained (random init): ' + ', '.join(
+            f'{metric} {kind} {value:.4f} ({init[metric][kind]:.4f})'
+            for metric, values in trained.items() for kind, value in values.items()))
+    return figures, '\n'.join(lines)

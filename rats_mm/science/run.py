@@ -32,7 +32,7 @@ from .figures import render_curves, render_views
 from .measure import KNNSet, eval_view_of
 from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
                      train_flops_per_image)
-from .probes import probe_features
+from .probes import probe_teachers
 from .presets import (PRESET_DEFAULTS, PRESETS, demo_recipe, smoke_recipe,  # noqa: F401
                       testbed_recipe)
 from .train import train_model
@@ -165,7 +165,9 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed, knn):
     for name in teachers:
         torch.manual_seed(seed)  # the trained model's own init
         randoms[name] = RatsViT(**configs[name]).to(device).eval()
-    _probe(run, teachers, randoms, knn, recipe)
+    figures, line = probe_teachers(teachers, randoms, knn, *eval_view_of(recipe))
+    run.write(**figures)
+    run.log(line)
     registers = {k: teachers[k] for k in _register_variants(teachers)}
     vit = teachers.get('vit')
     clusters = configs['rats']['num_registers']  # ViT k-means: K = the RATS register count
@@ -182,20 +184,6 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed, knn):
                            run.path('parts.png'), clusters)
     for name, model in registers.items():
         evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{_suffix(name)}.png'))
-
-
-def _probe(run, teachers, randoms, knn, recipe):
-    """``probe_<variant>`` and ``probe_random_init_<variant>``: k-NN and linear top-1 of the
-    embedding, the concatenated registers and the patch mean (``probes.probe_features``)."""
-    size, gray = eval_view_of(recipe)
-    for name, teacher in teachers.items():
-        probes = {f'probe_{name}': probe_features(teacher, knn, size, gray),
-                  f'probe_random_init_{name}': probe_features(randoms[name], knn, size, gray)}
-        run.write(**probes)
-        trained, init = probes[f'probe_{name}'], probes[f'probe_random_init_{name}']
-        run.log(f'[{name}] probes, trained (random init): ' + ', '.join(
-            f'{metric} {kind} {value:.4f} ({init[metric][kind]:.4f})'
-            for metric, values in trained.items() for kind, value in values.items()))
 
 
 def _validation_images(root, count):
