@@ -56,7 +56,7 @@ SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
 # defaults; None: the run's own). 115,200 images per model: at batch 256 (450 steps) they
 # took 10.4 (ViT) and 12.0 (RATS) minutes on the two free cores of the search; at batch 128
 # (900 steps) 12.7-20.0 per model on two AVX2-only EPYC cores, whose speed varied 1.6x from
-# run to run, and 11.6 (RATS) and 10.8 (ViT) on two AVX-512 EPYC cores, where the command as
+# run to run, and 12.2 (RATS) and 11.3 (ViT) on two AVX-512 EPYC cores, where the command as
 # written ended in 24.7 minutes with every step. The 32 minutes (with data and evaluation
 # the command ends within ~35) cap a slower machine with fewer steps: at the slowest speed
 # measured (1.24 s a ViT step) an estimated ~700 of the 900 (not run), which may cost part
