@@ -28,10 +28,10 @@ from rats_mm.analysis.parts.maps import write_similarity_maps
 from rats_mm.analysis.registers.usage import register_usage
 from rats_mm.pretrain.hooks import random_init_knn
 from rats_mm.runtime.backbones import backbone_from_config, load_backbone
-from rats_mm.runtime.probes import probe_backbone
+from rats_mm.runtime.probe_cli import probe_backbone
 from rats_mm.runtime.steps import (finetune_and_test, last_checkpoint, mean_scalar,
                                    run_tool, train_or_resume)
-from rats_mm.science.data import load_labelled_images
+from rats_mm.science.rendering import load_labelled_images
 from rats_mm.science.evaluate import evaluate_parts_all, evaluate_pretrained
 from rats_mm.science.measure import KNNSet
 
@@ -84,11 +84,12 @@ def evaluate():
         'part_rats']['num_gt'], part_miou_single_segment=single_segment_miou(DATA))
     write_similarity_maps(rats, [os.path.join(DATA, 'images', 'validation', f'{i:06d}.jpg')
                                  for i in range(800, 804)], os.path.join(WORK, 'similarity'))
-    for name, config, backbone, features in (
-            ('rats', RATS, 'backbone.pth', 'embedding'),
+    for name, config, backbone, embedding in (
+            ('rats', RATS, 'backbone.pth', 'pooled'),
             ('rats_registers', RATS, 'backbone.pth', 'registers'),
-            ('vit', VIT, 'backbone_vit.pth', 'embedding')):
-        probe = probe_backbone(at_root(config), os.path.join(WORK, backbone), OBJECTS, features)
+            ('vit', VIT, 'backbone_vit.pth', 'pooled')):
+        probe = probe_backbone(at_root(config), os.path.join(WORK, backbone), OBJECTS,
+                               embedding)
         out[f'probe_knn_top1_{name}'], out[f'probe_linear_top1_{name}'] = (
             probe['knn'], probe['linear'])
     usage = register_usage(rats, DATA, split='validation')
@@ -101,7 +102,7 @@ def evaluate():
 
 
 def gpu_reference_backbones():
-    """The reference weights trained by tools/science.py on a GPU (docs/parts.md, "Emergence
+    """The reference weights trained by tools/science.py on a GPU (docs/findings.md, "Emergence
     at GPU scale"), scored as the CPU-trained backbones are: part mIoU on the validation
     scenes and k-NN top-1 on the isolated objects (grayscale 64 px view, as in training)."""
     knn = KNNSet(load_labelled_images(OBJECTS, 'training'),

@@ -1,7 +1,7 @@
 """Weighted k-NN classification on frozen features, as DINO's eval_knn.py.
 
     python tools/eval_knn.py CONFIG CKPT --train-root DIR [--train-ann FILE]
-        --val-root DIR [--val-ann FILE] [--features embedding|registers]
+        --val-root DIR [--val-ann FILE] [--embedding pooled|registers|heads|registers_avg]
         [--size S] [--out F.json]
     torchrun --nproc_per_node=8 tools/eval_knn.py ...   (features on every rank)
 
@@ -12,7 +12,7 @@ to the backbone's image size). Cosine similarity, temperature 0.07, k in 10 / 20
 ``top1`` / ``top5`` are those of k = 20 (DINO's reported figure), every k in ``per_k``.
 """
 from rats_mm.analysis.io import run_cli
-from rats_mm.runtime.probes import probe_main
+from rats_mm.runtime.probe_cli import probe_main
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
 """Emergence at GPU scale: DINO-train RATS variants and a plain ViT for the same time each on
-one device and measure whether the registers become parts (docs/parts.md, "Emergence at GPU
+one device and measure whether the registers become parts (docs/findings.md, "Emergence at GPU
 scale").
 
     python tools/science.py --minutes 7 --out work_dirs/science            # one GPU
@@ -21,6 +21,7 @@ from dataclasses import fields
 
 import torch
 
+from rats_mm.models.embedding import EMBEDDINGS
 from rats_mm.science import run_science
 from rats_mm.science.run import DEFAULT_VARIANTS, PRESET_DEFAULTS, PRESETS, VARIANTS
 from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG, Recipe
@@ -29,8 +30,10 @@ from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG, Recipe
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--minutes', type=float, default=None,
-                        help='training time of all variants together (default 7; smoke 0.5; '
-                             'testbed 26)')
+                        help='training time of all variants together, a cap (default 7; '
+                             'smoke 0.5; ' + '; '.join(
+                                 f"{name} {d['minutes']:g}" for name, d in
+                                 sorted(PRESET_DEFAULTS.items())) + ')')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         choices=['cuda', 'cpu'])
@@ -40,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument('--preset', default='gpu', choices=sorted(PRESETS),
                         help="recipe: the GPU run's, the smoke test's, make demo's "
                              "pretraining recipe, or the testbed's (the GPU run's recipe on "
-                             'demo-sized models, sized for two CPU cores; docs/parts.md)')
+                             'demo-sized models, sized for two CPU cores; docs/findings.md)')
     parser.add_argument('--rats-config', default=None,
                         help="RATS backbone config (default: the preset's, else "
                              f'{RATS_CONFIG})')
@@ -51,25 +54,21 @@ def parse_args(argv=None):
                         help='where rendered data are kept (default data/science)')
     parser.add_argument('--variants', '--models', dest='variants',
                         default=None,
-                        help=f'comma-separated variants to train (of {",".join(VARIANTS)}), '
-                             'each for an equal share of --minutes (default: '
-                             f'{",".join(DEFAULT_VARIANTS)}; testbed rats,vit)')
+                        help=f'comma-separated variants to train (of {",".join(VARIANTS)}; '
+                             "'<variant>_<embedding>' is the RATS variant whose head reads "
+                             'that embedding, see --embedding), each for an equal share of '
+                             f'--minutes (default: {",".join(DEFAULT_VARIANTS)}; testbed '
+                             'rats,vit)')
     add_recipe_args(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.preset = 'smoke'
-    defaults = PRESET_DEFAULTS.get(args.preset, {})
-    if args.minutes is None:
-        args.minutes = defaults.get('minutes', 0.5 if args.smoke else 7.0)
-    if args.minutes <= 0:
+    if args.minutes is not None and args.minutes <= 0:
         parser.error(f'--minutes must be > 0, got {args.minutes}')
-    args.rats_config = args.rats_config or defaults.get('rats_config', RATS_CONFIG)
-    args.vit_config = args.vit_config or defaults.get('vit_config', VIT_CONFIG)
-    args.variants = args.variants or ','.join(defaults.get('variants', DEFAULT_VARIANTS))
-    args.max_steps = args.max_steps or defaults.get('max_steps')
     try:
         args.recipe_set = assignments(args.recipe_set, {f.name for f in fields(Recipe)})
         args.backbone_set = assignments(args.backbone_set)
+        args.rats_backbone_set = assignments(args.rats_backbone_set)
     except ValueError as e:
         parser.error(str(e))
     return args
@@ -81,9 +80,12 @@ def add_recipe_args(parser):
                         help="number of local views (default: the preset's)")
     parser.add_argument('--centering', default=None, choices=['centering', 'sinkhorn_knopp'],
                         help="teacher centring (default: the preset's, DINO's)")
-    parser.add_argument('--embedding', default=None, choices=['pooled', 'registers'],
-                        help='what the DINO head of RATS reads: the mean of the registers '
-                             '(pooled, default) or every register concatenated')
+    parser.add_argument('--embedding', default=None, choices=EMBEDDINGS,
+                        help='what the DINO head of every RATS variant without its own '
+                             'read-out reads, and its model(x) returns: the register mean '
+                             '(pooled, default), every register concatenated (registers), '
+                             "each head's registers on its channels (heads), or the registers "
+                             'and the patch mean (registers_avg)')
     parser.add_argument('--compile', action='store_true', default=None,
                         help='torch.compile the backbones, one graph per crop size '
                              '(compiled during the probe\'s warm-up steps)')
@@ -103,6 +105,11 @@ def add_recipe_args(parser):
                         metavar='KEY=VALUE',
                         help='RatsViT argument set in every model (repeatable): e.g. '
                              '--backbone init_values=1e-5 (LayerScale)')
+    parser.add_argument('--rats-backbone', dest='rats_backbone_set', action='append',
+                        default=[], metavar='KEY=VALUE',
+                        help='RatsViT argument set in the RATS variants only (repeatable): '
+                             'e.g. --rats-backbone num_registers=24 (8 registers per head '
+                             'on the testbed\'s 3 heads)')
 
 
 def assignments(items, allowed=None):
@@ -143,8 +150,9 @@ def main(argv=None):
     run_science(args.out, args.minutes, device=args.device, preset=args.preset, seed=args.seed,
                 cache_dir=args.cache_dir, rats_config=args.rats_config,
                 vit_config=args.vit_config, max_steps=args.max_steps,
-                backbone_overrides=args.backbone_set,
-                variants=[v.strip() for v in args.variants.split(',') if v.strip()],
+                backbone_overrides=args.backbone_set, rats_overrides=args.rats_backbone_set,
+                variants=[v.strip() for v in (args.variants or '').split(',') if v.strip()]
+                or None,
                 overrides=overrides(args))
     return 0
 

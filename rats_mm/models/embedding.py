@@ -1,44 +1,65 @@
-"""What a head reads from a backbone: its pooled image embedding, or every register.
+"""What a head reads from a backbone: one vocabulary for the DINO head, the probes and the
+analysis tools.
 
-One rule for every head the project trains on a backbone (the DINO head, the attention
-probe's classifier): ``'pooled'`` is ``RatsViT.forward`` without a classifier (RATS:
-the mean of the final registers; a ViT: its [CLS] token), (B, D); ``'registers'`` the final
-normed registers concatenated in order, (B, N * D), so the head is no longer symmetric in the
-registers of a head (RATS only: a model with a [CLS] token pools through it).
+``'pooled'`` is the image embedding (``global_pool='token'``: RATS the mean of the final
+registers, a ViT its [CLS] token), (B, D). The register read-outs are the ``global_pool``
+values of the same name (``REGISTER_POOLS``): ``'registers'`` every final normed register
+concatenated in order, (B, N * D), so the head is no longer symmetric in the registers of a
+head; ``'heads'`` each head's registers averaged and read on that head's channels, (B, D);
+``'registers_avg'`` every register and the patch mean, (B, (N + 1) * D). A backbone built
+with one of these as its ``global_pool`` returns it from ``model(x)``, so a probe of
+``model(x)`` reads what its DINO head read.
 """
-__all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim']
+from .head import REGISTER_POOLS, check_pool, pooled_dim
 
-EMBEDDINGS = ('pooled', 'registers')
+__all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim', 'embedding_of',
+           'embedding_pool']
+
+EMBEDDINGS = ('pooled', *REGISTER_POOLS)
+
+
+def embedding_pool(embedding):
+    """The ``global_pool`` that gives ``embedding`` (``'token'`` for ``'pooled'``)."""
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f'embedding={embedding!r} is not one of {EMBEDDINGS}')
+    return 'token' if embedding == 'pooled' else embedding
+
+
+def embedding_of(model):
+    """The embedding ``model(x)`` returns: its ``global_pool``'s name in ``EMBEDDINGS``."""
+    pool = getattr(model, 'global_pool', 'token')
+    return 'pooled' if pool == 'token' else pool
 
 
 def check_embedding(model, embedding):
     """Raise ``ValueError`` unless ``model`` can give ``embedding``.
 
     Args:
-        model (RatsViT): The backbone.
+        model (RatsViT): The backbone: no classifier, and ``global_pool`` either ``'token'``
+            or ``embedding``'s own pool (the model's output is then the embedding).
         embedding (str): One of ``EMBEDDINGS``.
     """
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f'embedding={embedding!r} is not one of {EMBEDDINGS}')
-    classes, pool = getattr(model, 'num_classes', 0), getattr(model, 'global_pool', 'token')
-    if classes or pool != 'token':
+    pool = embedding_pool(embedding)
+    classes, model_pool = getattr(model, 'num_classes', 0), getattr(model, 'global_pool',
+                                                                    'token')
+    if classes or model_pool not in ('token', pool):
         raise ValueError(f"a head reads the backbone's image embedding, which needs "
-                         f"num_classes=0 and global_pool='token' (got num_classes={classes}, "
-                         f'global_pool={pool!r})')
-    if embedding == 'registers' and (not getattr(model, 'num_registers', 0)
-                                     or getattr(model, 'has_class_token', False)):
+                         f"num_classes=0 and global_pool 'token' or {pool!r} (got "
+                         f'num_classes={classes}, global_pool={model_pool!r})')
+    check_pool(pool, getattr(model, 'num_registers', 0), model.num_heads,
+               getattr(model, 'has_class_token', False))
+    if embedding == 'registers' and getattr(model, 'has_class_token', False):
         raise ValueError("embedding='registers' needs a backbone with registers and no [CLS] "
                          'token (RATS)')
 
 
 def embedding_dim(model, embedding):
-    """Width of ``embedding``: D for ``'pooled'``, N * D for ``'registers'``."""
+    """Width of ``embedding``: D for ``'pooled'`` and ``'heads'``, N * D for
+    ``'registers'``, (N + 1) * D for ``'registers_avg'``."""
     check_embedding(model, embedding)
-    return model.embed_dim * (model.num_registers if embedding == 'registers' else 1)
+    return pooled_dim(embedding_pool(embedding), model.embed_dim, model.num_registers)
 
 
 def embed(model, images, embedding):
     """(B, 3, s, s) images -> (B, ``embedding_dim``) head input."""
-    if embedding == 'pooled':
-        return model(images)
-    return model.forward_tokens(images)['x_norm_regtokens'].flatten(1)     # (B, N * D)
+    return model.pool(model.forward_features(images), embedding_pool(embedding))

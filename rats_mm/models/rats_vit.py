@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers import Block, PatchEmbed, position_embedding
-from .head import ClassifierMixin
+from .head import REGISTER_POOLS, ClassifierMixin, check_pool, pooled_dim
 from .inspection import AttentionInspection
 from .intermediates import IntermediatesMixin
 from .options import check_model_options, pair
@@ -61,7 +61,9 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
             pooled embedding).
         global_pool (str): What ``forward_head`` pools, one of ``GLOBAL_POOLS``: ``'token'``
             the image embedding ([CLS], else the mean of the registers), ``'avg'`` / ``'max'``
-            / ``'avgmax'`` the patches, ``''`` nothing.
+            / ``'avgmax'`` the patches, ``''`` nothing, ``'registers'`` every register
+            concatenated (N * D), ``'heads'`` each head's registers averaged on that head's
+            channels (D), ``'registers_avg'`` the registers and the patch mean ((N + 1) * D).
         fc_norm (bool | None): Norm the pooled tokens instead of every token (None: timm's
             rule, for ``'avg'``, ``'max'`` and ``'avgmax'``).
         drop_rate (float): Dropout before the head.
@@ -77,10 +79,10 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
         super().__init__()
         check_model_options(img_size, patch_size, num_registers, attn_mode, class_token,
                             compress, logits)
-        self._check_pool(global_pool)
+        check_pool(global_pool, num_registers, num_heads, class_token)
         self.patch_size = patch_size
         self.in_chans = in_chans
-        self.embed_dim = self.num_features = self.head_hidden_size = embed_dim
+        self.embed_dim = self.num_features = embed_dim
         self.num_heads = num_heads
         self.num_registers = num_registers
         self.attn_mode = attn_mode
@@ -90,6 +92,7 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
         self.num_prefix_tokens = int(class_token) + num_registers
         self.num_classes = num_classes
         self.global_pool = global_pool
+        self.head_hidden_size = pooled_dim(global_pool, embed_dim, num_registers)
         self.grid_size = tuple(s // patch_size for s in pair(img_size))
         self.grad_checkpointing = False
         self.feature_info = [dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=patch_size)
@@ -106,10 +109,14 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
             # timm's rule: the pooled tokens of 'avg' / 'max' / 'avgmax' get the final norm
             # (fc_norm) instead of every token (norm)
             use_fc_norm = global_pool in ('avg', 'avgmax', 'max') if fc_norm is None else fc_norm
+            if use_fc_norm and global_pool in REGISTER_POOLS:
+                raise ValueError(f'fc_norm norms a D-wide pooled token: not for '
+                                 f'global_pool={global_pool!r} (every register is normed)')
             self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(embed_dim, eps=1e-6)
             self.fc_norm = nn.LayerNorm(embed_dim, eps=1e-6) if use_fc_norm else nn.Identity()
             self.head_drop = nn.Dropout(drop_rate)
-            self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+            self.head = (nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0
+                         else nn.Identity())
         self.init_weights()
         if dtype is not None:
             self.to(dtype)

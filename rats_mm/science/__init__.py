@@ -6,7 +6,7 @@ Pure core like ``layers models ssl data analysis``: PyTorch, torchvision, timm, 
 scikit-learn, matplotlib; no OpenMMLab, so it runs on a GPU machine that has none.
 """
 from .recipe import Recipe, backbone_config, plan_steps, step_settings, train_flops_per_image
-from .run import CONTRACT_KEYS, run_science, smoke_recipe
+from .run import SUMMARY_KEYS, run_science, smoke_recipe
 
-__all__ = ['CONTRACT_KEYS', 'Recipe', 'backbone_config', 'plan_steps', 'run_science',
+__all__ = ['SUMMARY_KEYS', 'Recipe', 'backbone_config', 'plan_steps', 'run_science',
            'smoke_recipe', 'step_settings', 'train_flops_per_image']

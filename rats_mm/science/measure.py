@@ -114,11 +114,11 @@ def register_figures(backbone, images):
     return figures
 
 
-def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, optimizer=None):
+def measure_point(dino, knn, attention_images, recipe, autocast_dtype=None, optimizer=None):
     """One measurement of a model in training (teacher and student put back in their modes).
 
     Args:
-        dist (DINODistillation): The model.
+        dino (DINODistillation): The model.
         knn (KNNSet): k-NN data on the device.
         attention_images (Tensor | None): uint8 images for the register figures (RATS) and
             the collapse diagnostics (every model).
@@ -133,7 +133,7 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, opti
         the register figures (RATS).
     """
     size, gray = eval_view_of(recipe)
-    teacher, student = dist.teacher['backbone'], dist.student['backbone']
+    teacher, student = dino.teacher['backbone'], dino.student['backbone']
     was_training = student.training
     student.eval()
     try:
@@ -141,12 +141,12 @@ def measure_point(dist, knn, attention_images, recipe, autocast_dtype=None, opti
                  'knn_top1_student': knn.top1(student, size, gray, autocast_dtype)}
     finally:
         student.train(was_training)
-    stats = dist.criterion.last_stats  # the last trained batch's targets
+    stats = dino.criterion.last_stats  # the last trained batch's targets
     if stats:
         point.update(teacher_entropy_ratio=stats['entropy_ratio'],
                      teacher_batch_entropy_ratio=stats['batch_entropy_ratio'])
     if attention_images is not None:
-        point.update(training_diagnostics(teacher, dist.student, optimizer, dist.criterion,
+        point.update(training_diagnostics(teacher, dino.student, optimizer, dino.criterion,
                                           normalise(attention_images), teacher))  # float32
     if attention_images is not None and getattr(teacher, 'attn_mode', None) == 'rats':
         point.update(register_figures(teacher, attention_images))

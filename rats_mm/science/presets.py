@@ -20,8 +20,7 @@ def demo_recipe():
     """``make demo``'s pretraining recipe (configs/demo/dino_rats_synthetic.py) on this
     pipeline: the demo objects' 1,600 training images, batch 32, lr 5e-4, two 64 px global
     views, momentum 0.99 -> 1, the last layer frozen for 20 of 400 steps; run with
-    ``--max-steps 400`` it sees the demo's 12,800 images (docs/parts.md compares the two
-    pipelines)."""
+    ``--max-steps 400`` it sees the demo's 12,800 images."""
     return replace(Recipe(), batch_size=32, base_lr=5e-4 * 256 / 32, local_crops_number=0,
                    head=dict(out_dim=1024, hidden_dim=256, bottleneck_dim=64),
                    momentum=(0.99, 1.0), freeze_last_layer_fraction=0.05,
@@ -29,19 +28,15 @@ def demo_recipe():
 
 
 def testbed_recipe():
-    """The collapse testbed (docs/parts.md, "The collapse on two cores"): the GPU run's
-    recipe where two CPU cores allow it. Kept: AdamW, warm-up 10 %, cosine schedules, weight
-    decay 0.04 -> 0.4, teacher temperature 0.04, grayscale views, clipping, frozen last layer.
-    Changed: lr 2e-3 per 256 images, 4x the GPU run's 5e-4 (a step at this batch, 1e-3,
-    is half the GPU's 2e-3 at batch 1,024; not searched), and where the search measured it:
-    batch 128 (the GPU's is 1,024; at 256 the ViT's teacher gained +0.10 k-NN on seed 0
-    and +0.035 on seed 1 in 115,200 images, at 128 seed 1 gained +0.112 and seed 0
-    +0.103), the demo-sized models (``configs/science/*_demo_scale.py``), the two
-    64 px global views only (local crops cost 2.5x per image), the held-out objects' 1,600
-    training images, the demo's head (1,024 prototypes), teacher momentum 0.98 -> 0.995 (a
-    teacher averaging ~50-200 steps: with 0.99 -> 1 the ViT's teacher stopped at +0.06 k-NN
-    in 450 steps while its student gained +0.11) and a smaller evaluation.
-    ``PRESET_DEFAULTS`` adds 900 steps per model (115,200 images).
+    """The collapse testbed (docs/findings.md): the GPU run's recipe where two CPU cores allow
+    it. Kept: AdamW, warm-up 10 %, cosine schedules, weight decay 0.04 -> 0.4, teacher
+    temperature 0.04, grayscale views, clipping, frozen last layer. Changed: batch 128 and
+    lr 2e-3 per 256 images (a step of 1e-3), the demo-sized models
+    (``configs/science/*_demo_scale.py``), the two 64 px global views only (``--local-crops
+    4`` adds DINO's local crops at about 1.5x the time), the held-out objects' 1,600 training
+    images, the demo's head (1,024 prototypes), teacher momentum 0.98 -> 0.995 (a teacher
+    averaging ~50-200 steps) and a smaller evaluation. ``PRESET_DEFAULTS`` adds 900 steps
+    per model (115,200 images).
     """
     return replace(Recipe(), batch_size=128, base_lr=2e-3, local_crops_number=0,
                    train_images='objects', momentum=(0.98, 0.995),
@@ -53,14 +48,9 @@ PRESETS = {'gpu': Recipe, 'smoke': smoke_recipe, 'demo': demo_recipe, 'testbed':
 SCIENCE_CONFIGS = os.path.dirname(RATS_CONFIG)
 # What a preset changes besides its recipe: the backbone configs, the variants trained and
 # the minutes of all of them together and the steps per model (tools/science.py's
-# defaults; None: the run's own). 115,200 images per model: at batch 256 (450 steps) they
-# took 10.4 (ViT) and 12.0 (RATS) minutes on the two free cores of the search; at batch 128
-# (900 steps) 12.7-20.0 per model on two AVX2-only EPYC cores, whose speed varied 1.6x from
-# run to run, and 12.2 (RATS) and 11.3 (ViT) on two AVX-512 EPYC cores, where the command as
-# written ended in 24.7 minutes with every step. The 32 minutes (with data and evaluation
-# the command ends within ~35) cap a slower machine with fewer steps: at the slowest speed
-# measured (1.24 s a ViT step) an estimated ~700 of the 900 (not run), which may cost part
-# of the ViT's gain (at batch 256, 80 % of the steps lost most of it: docs/parts.md, row S).
+# defaults; None: the run's own). The minutes are a cap: a machine too slow for the steps in
+# that time plans fewer, shortens the schedules and says so in its log (docs/findings.md
+# gives the times measured).
 PRESET_DEFAULTS = {
     'testbed': dict(rats_config=os.path.join(SCIENCE_CONFIGS, 'rats_demo_scale.py'),
                     vit_config=os.path.join(SCIENCE_CONFIGS, 'vit_demo_scale.py'),

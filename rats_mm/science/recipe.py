@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..models import RatsViT
 from ..models.complexity import model_macs
-from ..models.embedding import embedding_dim
+from ..models.embedding import embedding_dim, embedding_of
 from ..ssl.schedules import cosine_schedule
 
 __all__ = ['Recipe', 'backbone_config', 'head_embedding', 'plan_steps', 'step_settings',
@@ -49,10 +49,11 @@ def backbone_config(path):
     return backbone
 
 
-def head_embedding(model, recipe):
-    """What the DINO head of ``model`` reads under ``recipe``: ``recipe.embedding`` for a
-    RATS, the pooled [CLS] for a ViT (which has no register-only embedding)."""
-    return recipe.embedding if model.attn_mode == 'rats' else 'pooled'
+def head_embedding(model):
+    """What the DINO head of ``model`` reads: what ``model(x)`` returns (its
+    ``global_pool``: the run builds a RATS with ``recipe.embedding``'s pool unless its
+    variant names another)."""
+    return embedding_of(model)
 
 
 @dataclass
@@ -60,8 +61,8 @@ class Recipe:
     """Everything that decides a run besides the models and the time.
 
     Defaults are the GPU run's: the demo's photometric choices (grayscale views, no jitter,
-    blur or solarisation, which docs/parts.md measured to avoid the collapse on these
-    images) with DINO's multi-crop (2 x 64 px global, 4 x 32 px local views) and DINO's
+    blur or solarisation, which avoid the collapse on these images: docs/architecture.md
+    section 6) with DINO's multi-crop (2 x 64 px global, 4 x 32 px local views) and DINO's
     ViT-S optimisation (AdamW, lr 5e-4 x batch / 256, warm-up 10 %, cosine, weight decay
     0.04 -> 0.4, teacher temperature 0.04, momentum 0.996 -> 1, per-parameter clipping 3,
     last layer frozen for the first 1 % of the steps).
@@ -79,7 +80,7 @@ class Recipe:
     head: dict = field(default_factory=lambda: dict(out_dim=8192, hidden_dim=2048,
                                                     bottleneck_dim=256))
     centering: str = 'centering'
-    embedding: str = 'pooled'       # RATS: 'registers' feeds the head every register
+    embedding: str = 'pooled'       # what a RATS head reads (models.embedding.EMBEDDINGS)
     compile: bool = False           # torch.compile the backbones (student and teacher)
     base_lr: float = 5e-4          # per 256 images
     min_lr: float = 1e-6
@@ -125,7 +126,7 @@ def train_flops_per_image(backbone_kwargs, recipe):
     """
     model = RatsViT(**backbone_kwargs)
     head = recipe.head
-    in_dim = embedding_dim(model, head_embedding(model, recipe))
+    in_dim = embedding_dim(model, head_embedding(model))
     head_macs = (in_dim * head['hidden_dim'] + head['hidden_dim'] ** 2
                  + head['hidden_dim'] * head['bottleneck_dim']
                  + head['bottleneck_dim'] * head['out_dim'])

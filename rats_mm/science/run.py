@@ -1,7 +1,7 @@
 """The emergence run: RATS variants (the paper's, competition in the compress step, cosine
 logits) and a plain ViT trained with DINO for the same time each on the same device-resident
 data, measured as they train and evaluated for parts at the end (``tools/science.py``;
-docs/parts.md, "Emergence at GPU scale").
+docs/findings.md, "Emergence at GPU scale").
 
 Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
 a run killed at its time limit still leaves its figures), ``backbone_<variant>.pth`` for
@@ -21,27 +21,33 @@ from dataclasses import replace
 
 import torch
 
-from ..files import atomic_write
+from ..analysis.parts.part_eval import single_segment_miou
+from ..files import write_json
 from ..models import RatsViT, enable_tf32
+from ..models.embedding import EMBEDDINGS, embedding_dim, embedding_of, embedding_pool
 from ..models.weights import backbone_options, save_backbone
 from ..ssl.collapse import early_signs
 from ..ssl.device_multicrop import DeviceMultiCrop
-from .data import prepare_eval_sets, render_training_images
+from .rendering import prepare_eval_sets, render_training_images
 from .evaluate import evaluate_part_maps, evaluate_pretrained, evaluate_similarity_maps
 from .figures import render_curves, render_views
 from .measure import KNNSet, eval_view_of
 from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
                      train_flops_per_image)
-from .probes import probe_teachers
+from .end_probes import probe_teachers
 from .presets import (PRESET_DEFAULTS, PRESETS, demo_recipe, smoke_recipe,  # noqa: F401
                       testbed_recipe)
 from .train import train_model
 
-__all__ = ['ASSUMED_TFLOPS', 'CONTRACT_KEYS', 'DEFAULT_VARIANTS', 'PRESETS', 'PRESET_DEFAULTS',
-           'VARIANTS', 'demo_recipe', 'run_science', 'smoke_recipe', 'testbed_recipe']
+__all__ = ['ASSUMED_TFLOPS', 'DEFAULT_VARIANTS', 'PRESETS', 'PRESET_DEFAULTS', 'READOUT_VARIANTS',
+           'SUMMARY_KEYS', 'VARIANTS', 'demo_recipe', 'display_name', 'preset_settings',
+           'run_science',
+           'smoke_recipe', 'testbed_recipe']
 
-ASSUMED_TFLOPS = 250.0  # the issue's sizing rate for one H200 (about 790 measured peak bf16)
-CONTRACT_KEYS = (
+# A sustained bf16 rate of one H200 (its measured peak is about 790): the summary's
+# expected_images_at_250_tflops_<variant> is what a model's FLOPs would allow at this rate.
+ASSUMED_TFLOPS = 250.0
+SUMMARY_KEYS = (
     'device', 'images_seen_rats', 'images_seen_vit', 'images_per_second_rats',
     'images_per_second_vit', 'knn_top1_rats', 'knn_top1_vit', 'knn_top1_random_init',
     'part_miou_rats', 'part_miou_rats_broadcast', 'part_miou_vit_kmeans',
@@ -53,6 +59,14 @@ CONTRACT_KEYS = (
 DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition',
                  'rats_cosine': 'RATS cosine', 'rats_competition_cosine': 'RATS comp. + cosine',
                  'vit': 'ViT'}
+
+
+def display_name(variant):
+    """A variant's name in figures: 'RATS cosine', 'RATS cosine, registers read'."""
+    if variant in READOUT_VARIANTS:
+        base, embedding = READOUT_VARIANTS[variant]
+        return f'{DISPLAY_NAMES[base]}, {embedding} read'
+    return DISPLAY_NAMES[variant]
 # The RATS variants: the RATS config with these register-attention options (for the default
 # config, configs/science/<variant>_science.py, which the analysis tools read; a test keeps
 # them equal).
@@ -60,9 +74,15 @@ RATS_VARIANT_OPTIONS = {'rats': {}, 'rats_competition': {'compress': 'competitio
                         'rats_cosine': {'logits': 'cosine'},
                         'rats_competition_cosine': {'compress': 'competition',
                                                     'logits': 'cosine'}}
+# Each of them whose DINO head reads a register read-out instead of the register mean:
+# '<variant>_<embedding>' (e.g. 'rats_cosine_registers'), its backbone built with that
+# embedding as global_pool so that model(x), and the k-NN of its history, read what its head
+# reads (rats_mm.models.embedding; the same backbone config file).
+READOUT_VARIANTS = {f'{base}_{embedding}': (base, embedding)
+                    for base in RATS_VARIANT_OPTIONS for embedding in EMBEDDINGS[1:]}
 # The variants a run can train, in training order (the RATS variants, then the ViT config),
 # and those it trains unless told otherwise.
-VARIANTS = (*RATS_VARIANT_OPTIONS, 'vit')
+VARIANTS = (*RATS_VARIANT_OPTIONS, *READOUT_VARIANTS, 'vit')
 DEFAULT_VARIANTS = ('rats', 'rats_competition', 'vit')
 
 
@@ -72,7 +92,7 @@ class Run:
     def __init__(self, out_dir):
         os.makedirs(out_dir, exist_ok=True)
         self.out_dir = out_dir
-        self.summary = dict.fromkeys(CONTRACT_KEYS)
+        self.summary = dict.fromkeys(SUMMARY_KEYS)
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -84,18 +104,23 @@ class Run:
             f.write(line + '\n')
 
     def write(self, **figures):
-        """Update the summary and rewrite summary.json atomically."""
+        """Update the summary and rewrite summary.json atomically (NaN and infinities as
+        null)."""
         self.summary.update(figures)
-        text = json.dumps(_finite(self.summary), indent=1, default=float, allow_nan=False)
-        atomic_write(self.path('summary.json'), lambda f: f.write(text.encode()))
+        write_json(self.path('summary.json'), _finite(self.summary), indent=1, default=float)
 
 
 def _model_figures(name, result):
-    """Summary keys of one trained model: the last measurement point and the speed (the
-    register figures unsuffixed for ``'rats'``, suffixed ``_<name>`` for another RATS
+    """Summary keys of one trained model: what its head reads (``embedding_<name>``, the
+    ``model(x)`` its k-NN reads, and its width), the last measurement point and the speed
+    (the register figures unsuffixed for ``'rats'``, suffixed ``_<name>`` for another RATS
     variant)."""
     last = result.history[-1]
-    out = {f'images_seen_{name}': result.figures['images_seen'],
+    backbone = result.dino.teacher['backbone']
+    embedding = embedding_of(backbone)
+    out = {f'embedding_{name}': embedding,
+           f'embedding_width_{name}': embedding_dim(backbone, embedding),
+           f'images_seen_{name}': result.figures['images_seen'],
            f'images_per_second_{name}': result.figures['images_per_second'],
            f'knn_top1_{name}': last.get('knn_top1'),
            f'knn_top1_student_{name}': last.get('knn_top1_student'),
@@ -116,13 +141,13 @@ def _model_figures(name, result):
 
 
 def _suffix(name):
-    """Summary-key and file-name suffix of a RATS variant ('' for 'rats', the contract's)."""
+    """Summary-key and file-name suffix of a RATS variant ('' for 'rats')."""
     return '' if name == 'rats' else f'_{name}'
 
 
 def _export(result, path):
     """The teacher backbone as a plain float32 state dict."""
-    backbone = result.dist.teacher['backbone']
+    backbone = result.dino.teacher['backbone']
     state = {k: v.detach().float().cpu() for k, v in backbone.state_dict().items()}
     save_backbone(state, path, backbone_options(backbone))
     return path
@@ -156,10 +181,22 @@ def _register_variants(models):
     return [k for k, m in models.items() if m.attn_mode == 'rats']
 
 
-def _final_evaluation(run, trained, configs, sets, recipe, seed, knn):
+def _final_evaluation(run, *args):
+    """:func:`_evaluate`, its failure logged and written to the summary (the weights are
+    written: the tools can evaluate them later)."""
+    try:
+        _evaluate(run, *args)
+    except Exception as e:
+        run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
+                'are in backbone_<variant>.pth:\n' + traceback.format_exc())
+        run.write(evaluation_error=f'{type(e).__name__}: {e}')
+        raise
+
+
+def _evaluate(run, trained, configs, sets, recipe, seed, knn):
     """Feature probes, part mIoU, CorLoc and pictures of the trained models and their random
     inits."""
-    teachers = {k: r.dist.teacher['backbone'].eval() for k, r in trained.items()}
+    teachers = {k: r.dino.teacher['backbone'].eval() for k, r in trained.items()}
     device = next(next(iter(teachers.values())).parameters()).device
     randoms = {}
     for name in teachers:
@@ -174,13 +211,14 @@ def _final_evaluation(run, trained, configs, sets, recipe, seed, knn):
     figures, _ = evaluate_pretrained(
         teachers, randoms, {'': sets.objects, '_scenes': sets.scenes}, sets.scenes,
         recipe.image_size, clusters, recipe.eval_max_images)
-    run.write(**figures)
+    run.write(**figures, **{f'part_miou_single_segment{tag}': single_segment_miou(root)
+                            for tag, root in (('', sets.objects), ('_scenes', sets.scenes))})
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))
     scenes = _validation_images(sets.scenes, 4)
     if registers and vit is not None:
         paths = _validation_images(sets.objects, 4) + scenes
-        evaluate_part_maps({DISPLAY_NAMES[k]: m for k, m in registers.items()}, vit, paths,
+        evaluate_part_maps({display_name(k): m for k, m in registers.items()}, vit, paths,
                            run.path('parts.png'), clusters)
     for name, model in registers.items():
         evaluate_similarity_maps(model, scenes[0], run.path(f'similarity{_suffix(name)}.png'))
@@ -192,15 +230,16 @@ def _validation_images(root, count):
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder))[:count]]
 
 
-def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir=None,
+def run_science(out_dir, minutes=None, device='cuda', preset='gpu', seed=0, cache_dir=None,
                 rats_config=None, vit_config=None, recipe=None, max_steps=None,
-                variants=None, overrides=None, backbone_overrides=None):
+                variants=None, overrides=None, backbone_overrides=None, rats_overrides=None):
     """Train the RATS variants and the plain ViT for an equal share of ``minutes`` each,
     measure and evaluate them.
 
     Args:
         out_dir (str): Output folder (see the module docstring).
-        minutes (float): Training time of all variants together.
+        minutes (float | None): Training time of all variants together, a cap (None: the
+            preset's, else 7; 0.5 for ``'smoke'``).
         device (str): ``'cuda'`` or ``'cpu'``.
         preset (str): Recipe when ``recipe`` is None (:data:`PRESETS`): ``'gpu'``, ``'smoke'``
             (every stage in seconds), ``'demo'`` or ``'testbed'`` (:data:`PRESET_DEFAULTS`
@@ -217,41 +256,53 @@ def run_science(out_dir, minutes, device='cuda', preset='gpu', seed=0, cache_dir
         overrides (dict | None): :class:`Recipe` fields replaced in the preset.
         backbone_overrides (dict | None): ``RatsViT`` arguments of every model (e.g.
             ``{'init_values': 1e-5}``, LayerScale).
+        rats_overrides (dict | None): ``RatsViT`` arguments of the RATS variants only (e.g.
+            ``{'num_registers': 24}``, a wider bottleneck).
 
     Returns:
         dict: The summary (also in ``out_dir/summary.json``).
     """
     device = _setup_device(device)
-    defaults = PRESET_DEFAULTS.get(preset, {})
-    variants = [v for v in VARIANTS if v in _check_variants(
-        variants or defaults.get('variants', DEFAULT_VARIANTS))]
+    minutes, variants, rats_config, vit_config, max_steps = preset_settings(
+        preset, minutes, variants, rats_config, vit_config, max_steps)
     recipe = _resolve_recipe(recipe, preset, overrides)
-    autocast_dtype = torch.bfloat16 if device.type == 'cuda' else None
     configs, described = _variant_configs(
-        rats_config or defaults.get('rats_config', RATS_CONFIG),
-        vit_config or defaults.get('vit_config', VIT_CONFIG), backbone_overrides)
+        rats_config, vit_config, backbone_overrides, rats_overrides, recipe.embedding)
     seconds_per_model = 60.0 * minutes / len(variants)
     run = _start_run(out_dir, device, recipe, dict(
         seed=seed, minutes=minutes, preset=preset, seconds_per_model=seconds_per_model,
-        configs=described, variants=variants, backbone_overrides=backbone_overrides or {}))
-    cache_dir = cache_dir or os.path.join('data', 'science')
+        configs=described, variants=variants, backbone_overrides=backbone_overrides or {},
+        rats_overrides=rats_overrides or {}))
     images, knn, attention_images, sets = _prepare(
-        run, recipe, cache_dir, device, {k: configs[k] for k in variants}, seconds_per_model)
+        run, recipe, cache_dir or os.path.join('data', 'science'), device,
+        {k: configs[k] for k in variants}, seconds_per_model)
     _views_and_chance(run, recipe, images, knn, configs['rats'], seed)
-    max_steps = max_steps or defaults.get('max_steps')
     trained = _train_variants(run, variants, configs, (images, knn, attention_images), recipe,
                               dict(seconds=seconds_per_model, device=device, seed=seed,
-                                   autocast_dtype=autocast_dtype, max_steps=max_steps))
-    try:
-        if trained:
-            _final_evaluation(run, trained, configs, sets, recipe, seed, knn)
-    except Exception as e:  # the weights are written: evaluate them later with the tools
-        run.log(f'final evaluation failed ({type(e).__name__}: {e}); the trained backbones '
-                'are in backbone_<variant>.pth:\n' + traceback.format_exc())
-        run.write(evaluation_error=f'{type(e).__name__}: {e}')
-        raise
-    run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in CONTRACT_KEYS}))
+                                   max_steps=max_steps, autocast_dtype=torch.bfloat16
+                                   if device.type == 'cuda' else None))
+    if trained:
+        _final_evaluation(run, trained, configs, sets, recipe, seed, knn)
+    run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in SUMMARY_KEYS}))
     return run.summary
+
+
+def preset_settings(preset, minutes=None, variants=None, rats_config=None, vit_config=None,
+                    max_steps=None):
+    """What a run takes from its preset where the caller gave None (``PRESET_DEFAULTS``).
+
+    Returns:
+        tuple: minutes (all variants together; 7 without a preset's, 0.5 for ``'smoke'``),
+        the variants in training order, the RATS and ViT configs, and the cap on each
+        model's steps (None: none).
+    """
+    defaults = PRESET_DEFAULTS.get(preset, {})
+    minutes = minutes or defaults.get('minutes', 0.5 if preset == 'smoke' else 7.0)
+    chosen = _check_variants(variants or defaults.get('variants', DEFAULT_VARIANTS))
+    return (minutes, [v for v in VARIANTS if v in chosen],
+            rats_config or defaults.get('rats_config', RATS_CONFIG),
+            vit_config or defaults.get('vit_config', VIT_CONFIG),
+            max_steps or defaults.get('max_steps'))
 
 
 def _start_run(out_dir, device, recipe, settings):
@@ -301,32 +352,40 @@ def _train_variants(run, variants, configs, data, recipe, options):
             continue
         trained[name] = result
         _export(result, run.path(f'backbone_{name}.pth'))
-        render_curves({DISPLAY_NAMES[k]: v for k, v in histories.items()},
+        render_curves({display_name(k): v for k, v in histories.items()},
                       run.path('curves.png'))
     return trained
 
 
-def _variant_configs(rats_config, vit_config, backbone_overrides=None):
+def _variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overrides=None,
+                     embedding='pooled'):
     """The backbone of every variant: the RATS config with each variant's register-attention
-    options, and the ViT config, each with ``backbone_overrides`` (checked by building the
-    RATS and the ViT).
+    options and ``rats_overrides``, its head's read-out as ``global_pool`` (the variant's,
+    else ``embedding``), and the ViT config; each with ``backbone_overrides`` (checked by
+    building the RATS and the ViT).
 
     Returns:
         tuple[dict, dict]: ``{variant: RatsViT kwargs}`` and ``{variant: description}`` (the
         config file and the options applied to it, for the summary).
     """
     backbone_overrides = backbone_overrides or {}
-    rats = backbone_config(rats_config)
-    configs = {name: {**rats, **options, **backbone_overrides}
-               for name, options in RATS_VARIANT_OPTIONS.items()}
+    rats = {**backbone_config(rats_config), **(rats_overrides or {})}
+    options = {name: {**o, 'global_pool': embedding_pool(embedding)}
+               for name, o in RATS_VARIANT_OPTIONS.items()}
+    options.update({name: {**RATS_VARIANT_OPTIONS[base], 'global_pool': embedding_pool(e)}
+                    for name, (base, e) in READOUT_VARIANTS.items()})
+    configs = {name: {**rats, **o, **backbone_overrides} for name, o in options.items()}
     configs['vit'] = {**backbone_config(vit_config), **backbone_overrides}
     for name in ('rats', 'vit'):
         try:
             RatsViT(**configs[name])
         except (TypeError, ValueError) as e:
-            raise ValueError(f'backbone overrides {backbone_overrides}: {name}: {e}') from None
-    described = {name: rats_config + ''.join(f' with {k}={v!r}' for k, v in options.items())
-                 for name, options in RATS_VARIANT_OPTIONS.items()}
+            given = f'backbone overrides {backbone_overrides}' + (
+                f', RATS overrides {rats_overrides}' if rats_overrides else '')
+            raise ValueError(f'{given}: {name}: {e}') from None
+    described = {name: rats_config + ''.join(f' with {k}={v!r}' for k, v in
+                                              {**(rats_overrides or {}), **o}.items())
+                 for name, o in options.items()}
     described['vit'] = vit_config
     return configs, described
 

@@ -55,8 +55,8 @@ def _first_sign_sentence(history):
 class TrainResult:
     """What :func:`train_model` returns: the model, its history and its figures."""
 
-    def __init__(self, dist, history, figures):
-        self.dist, self.history, self.figures = dist, history, figures
+    def __init__(self, dino, history, figures):
+        self.dino, self.history, self.figures = dino, history, figures
 
 
 def _sync(device):
@@ -64,7 +64,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _probe(dist, optimizer, draw, device, autocast_dtype):
+def _probe(dino, optimizer, draw, device, autocast_dtype):
     """Seconds per step: the median of single steps timed on real batches with a zero
     learning rate and a frozen teacher (the median, so that a stalled step does not set the
     plan: on two shared cores a mean of 2.85 s planned 286 steps where ~2.2 s steps ran). Nothing
@@ -72,20 +72,20 @@ def _probe(dist, optimizer, draw, device, autocast_dtype):
     targets, the gradients and the optimizer's state are put back as they were (the
     probe's batches would otherwise have moved the centre before step 0)."""
     frozen = StepSettings(lr=0.0, weight_decay=0.0, momentum=1.0, teacher_temp=0.04)
-    criterion = {k: v.clone() for k, v in dist.criterion.state_dict().items()}
-    last_targets = dist.criterion._last_targets
+    criterion = {k: v.clone() for k, v in dino.criterion.state_dict().items()}
+    last_targets = dino.criterion._last_targets
     times = []
     for i in range(PROBE_WARMUP + PROBE_STEPS):
         _sync(device)
         start = time.perf_counter()
-        train_step(dist, optimizer, draw(), frozen, autocast_dtype)
+        train_step(dino, optimizer, draw(), frozen, autocast_dtype)
         _sync(device)
         if i >= PROBE_WARMUP:
             times.append(time.perf_counter() - start)
     optimizer.state.clear()
     optimizer.zero_grad(set_to_none=True)
-    dist.criterion.load_state_dict(criterion)
-    dist.criterion._last_targets = last_targets
+    dino.criterion.load_state_dict(criterion)
+    dino.criterion._last_targets = last_targets
     return statistics.median(times)
 
 
@@ -93,22 +93,22 @@ def _build(backbone_kwargs, recipe, device, seed):
     """The model, its optimizer and the device augmentation."""
     torch.manual_seed(seed)
     backbone = RatsViT(**backbone_kwargs)
-    dist = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
-                            embedding=head_embedding(backbone, recipe)).to(device).train()
+    dino = DINODistillation(backbone, head=recipe.head, loss=dict(centering=recipe.centering),
+                            embedding=head_embedding(backbone)).to(device).train()
     if recipe.compile:  # forward_blocks, which both embeddings go through; same names
-        for branch in (dist.student, dist.teacher):
+        for branch in (dino.student, dino.teacher):
             compile_static(branch['backbone'])
-    optimizer = build_optimizer(dist.student, recipe.lr, recipe.weight_decay[0])
+    optimizer = build_optimizer(dino.student, recipe.lr, recipe.weight_decay[0])
     aug = DeviceMultiCrop(**recipe.multicrop_kwargs())
-    return dist, optimizer, aug
+    return dino, optimizer, aug
 
 
 class _Trainer:
     """One model's run: its measurement points, its probe and its training loop."""
 
-    def __init__(self, name, dist, optimizer, draw, measure, recipe, device, autocast_dtype,
+    def __init__(self, name, dino, optimizer, draw, measure, recipe, device, autocast_dtype,
                  on_point, log):
-        self.name, self.dist, self.optimizer, self.draw = name, dist, optimizer, draw
+        self.name, self.dino, self.optimizer, self.draw = name, dino, optimizer, draw
         self.measure, self.recipe, self.device = measure, recipe, device
         self.autocast_dtype, self.on_point, self.log = autocast_dtype, on_point, log
         self.history, self.start = [], time.perf_counter()
@@ -148,18 +148,22 @@ class _Trainer:
 
     def plan(self, seconds, max_steps):
         """Probe the step, time a warm measurement; (total steps, interval, step seconds)."""
-        step_seconds = _probe(self.dist, self.optimizer, self.draw, self.device,
+        step_seconds = _probe(self.dino, self.optimizer, self.draw, self.device,
                               self.autocast_dtype)
         t0 = time.perf_counter()  # a measurement once warm (the first one paid the start)
         self.measure()
         measure_seconds = time.perf_counter() - t0
         left = seconds - (time.perf_counter() - self.start)
         total = plan_steps(left, step_seconds, measure_seconds, self.recipe.num_measurements)
+        cut = bool(max_steps) and total < max_steps
         total = min(total, max_steps or total)
         every = max(1, math.ceil(total / self.recipe.num_measurements))
         self.log(f'[{self.name}] {step_seconds * 1000:.1f} ms per step of '
                  f'{self.recipe.batch_size} images ({self.recipe.batch_size / step_seconds:.0f} '
-                 f'images/s); {total} steps planned, measured every {every}')
+                 f'images/s); {total} steps planned, measured every {every}'
+                 + (f' (the time budget cuts the {max_steps} steps asked for: the schedules '
+                    'are shortened, so this run is not comparable with a full one; give more '
+                    '--minutes)' if cut else ''))
         return total, every, step_seconds
 
     def _stop_reason(self, step, total, seconds):
@@ -176,7 +180,7 @@ class _Trainer:
         while step < total:
             t0 = time.perf_counter()
             settings = StepSettings(**step_settings(step, total, self.recipe))
-            loss, grad_norm = train_step(self.dist, self.optimizer, self.draw(), settings,
+            loss, grad_norm = train_step(self.dino, self.optimizer, self.draw(), settings,
                                          self.autocast_dtype)
             loss_sum = loss if loss_sum is None else loss_sum + loss
             grad_max = grad_norm if grad_max is None else torch.maximum(grad_max, grad_norm)
@@ -221,7 +225,7 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
         ``stopped_early``: why it stopped before its plan, ``diverged``: whether its last
         loss was not finite, ...).
     """
-    dist, optimizer, aug = _build(backbone_kwargs, recipe, device, seed)
+    dino, optimizer, aug = _build(backbone_kwargs, recipe, device, seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     sampler = BatchSampler(images.shape[0], recipe.batch_size, gen, device)
 
@@ -229,9 +233,9 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
         return aug(images[sampler.next()], generator=gen)
 
     def measure():
-        return measure_point(dist, knn, attention_images, recipe, autocast_dtype, optimizer)
+        return measure_point(dino, knn, attention_images, recipe, autocast_dtype, optimizer)
 
-    trainer = _Trainer(name, dist, optimizer, draw, measure, recipe, device, autocast_dtype,
+    trainer = _Trainer(name, dino, optimizer, draw, measure, recipe, device, autocast_dtype,
                        on_point, log)
     trainer.record(0, '?')
     total, every, step_seconds = trainer.plan(seconds, max_steps)
@@ -242,4 +246,4 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
                'seconds': round(time.perf_counter() - trainer.start, 1),
                'stopped_early': stopped,
                'diverged': not math.isfinite(trainer.history[-1].get('loss', 0.0))}
-    return TrainResult(dist, trainer.history, figures)
+    return TrainResult(dino, trainer.history, figures)

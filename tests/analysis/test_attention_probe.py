@@ -85,7 +85,7 @@ def test_probe_reading_every_register_trains_a_classifier_on_all_of_them():
     assert result['final']['val_acc'] == 1.0
     vit = RatsViT(img_size=16, patch_size=4, embed_dim=24, depth=1, num_heads=2,
                   num_registers=0, class_token=True, attn_mode='full')
-    with pytest.raises(ValueError, match="embedding='registers' needs a backbone"):
+    with pytest.raises(ValueError, match="global_pool='registers' reads the registers"):
         train_attention_probe(vit, train, val, ProbeSettings(iters=1, embedding='registers'))
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from rats_mm.analysis.io import category_labels
 from rats_mm.data.images import ImageFolderDataset, read_label_list
-from rats_mm.science.data import load_labelled_images
+from rats_mm.science.rendering import load_labelled_images
 
 
 def _dataset(root, lines):

@@ -1,11 +1,11 @@
-"""The end-of-run feature probes (``rats_mm.science.probes``): which feature is which, and
+"""The end-of-run feature probes (``rats_mm.science.end_probes``): which feature is which, and
 probes that find what a feature carries."""
 import pytest
 import torch
 
 from rats_mm.models import RatsViT
 from rats_mm.science.measure import KNNSet
-from rats_mm.science.probes import image_features, probe_features
+from rats_mm.science.end_probes import image_features, probe_features
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2)
 

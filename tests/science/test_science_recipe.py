@@ -103,19 +103,19 @@ def test_timing_probe_leaves_the_model_as_it_found_it():
     torch.manual_seed(0)
     backbone = RatsViT(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2,
                        num_registers=2)
-    dist = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
-    optimizer = torch.optim.AdamW(dist.student.parameters(), lr=1e-3)
-    before = {k: v.clone() for k, v in dist.state_dict().items()}
+    dino = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
+    optimizer = torch.optim.AdamW(dino.student.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in dino.state_dict().items()}
 
     def draw():
         return [torch.randn(4, 3, 16, 16) + 3.0, torch.randn(4, 3, 16, 16) + 3.0]
-    assert _probe(dist, optimizer, draw, torch.device('cpu'), None) > 0
-    after = dist.state_dict()
+    assert _probe(dino, optimizer, draw, torch.device('cpu'), None) > 0
+    after = dino.state_dict()
     for key, value in before.items():
         assert torch.equal(after[key], value), key
-    assert not dist.criterion.last_stats  # no targets of the probe left to report
+    assert not dino.criterion.last_stats  # no targets of the probe left to report
     assert not optimizer.state
-    assert all(p.grad is None for p in dist.student.parameters())
+    assert all(p.grad is None for p in dino.student.parameters())
 
 
 def test_timing_probe_is_not_moved_by_one_slow_step():
@@ -125,8 +125,8 @@ def test_timing_probe_is_not_moved_by_one_slow_step():
     from rats_mm.science import train
     backbone = RatsViT(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2,
                        num_registers=2)
-    dist = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
-    optimizer = torch.optim.AdamW(dist.student.parameters(), lr=1e-3)
+    dino = DINODistillation(backbone, head=dict(out_dim=32, hidden_dim=16, bottleneck_dim=8))
+    optimizer = torch.optim.AdamW(dino.student.parameters(), lr=1e-3)
     calls = []
 
     def draw():
@@ -134,7 +134,7 @@ def test_timing_probe_is_not_moved_by_one_slow_step():
         if len(calls) == train.PROBE_WARMUP + 2:  # a timed step
             time.sleep(2.0)
         return [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
-    seconds = train._probe(dist, optimizer, draw, torch.device('cpu'), None)
+    seconds = train._probe(dino, optimizer, draw, torch.device('cpu'), None)
     assert len(calls) == train.PROBE_WARMUP + train.PROBE_STEPS
     assert 0 < seconds < 2.0 / train.PROBE_STEPS
 
@@ -145,21 +145,27 @@ def _science_tool():
 
 
 def test_testbed_preset_defaults_and_command_line_overrides():
+    from rats_mm.science.run import preset_settings
     tool = _science_tool()
     args = tool['parse_args'](['--preset', 'testbed', '--out', 'o', '--set', 'teacher_temp=0.02',
                                '--set', 'global_crops_scale=(0.5, 1.0)', '--base-lr', '1e-3',
                                '--backbone', 'init_values=1e-5'])
-    assert args.minutes == 32.0 and args.variants == 'rats,vit' and args.max_steps == 900
-    assert tool['parse_args'](['--preset', 'testbed', '--out', 'o',
-                               '--max-steps', '20']).max_steps == 20
-    assert args.rats_config.endswith('configs/science/rats_demo_scale.py')
-    assert args.vit_config.endswith('configs/science/vit_demo_scale.py')
+    assert (args.minutes, args.variants, args.max_steps) == (None, None, None)  # the run's
+    minutes, variants, rats_config, vit_config, max_steps = preset_settings('testbed')
+    assert (minutes, variants, max_steps) == (32.0, ['rats', 'vit'], 900)
+    assert preset_settings('testbed', max_steps=20)[4] == 20
+    assert preset_settings('testbed', variants=['vit', 'rats_cosine_registers'])[1] == [
+        'rats_cosine_registers', 'vit']  # training order
+    assert rats_config.endswith('configs/science/rats_demo_scale.py')
+    assert vit_config.endswith('configs/science/vit_demo_scale.py')
     assert tool['overrides'](args) == {'teacher_temp': 0.02, 'global_crops_scale': (0.5, 1.0),
                                        'base_lr': 1e-3}
     assert args.backbone_set == {'init_values': 1e-5}
-    gpu = tool['parse_args'](['--out', 'o'])
-    assert (gpu.minutes, gpu.variants, gpu.max_steps) == (7.0, 'rats,rats_competition,vit', None)
-    assert gpu.rats_config == RATS_CONFIG and gpu.vit_config == VIT_CONFIG
+    assert preset_settings('gpu') == (7.0, ['rats', 'rats_competition', 'vit'], RATS_CONFIG,
+                                      VIT_CONFIG, None)
+    assert preset_settings('smoke')[0] == 0.5
+    with pytest.raises(ValueError, match='choose from'):
+        preset_settings('gpu', variants=['rats_bogus'])
 
 
 def test_command_line_recipe_fields_are_checked(capsys):
@@ -174,6 +180,35 @@ def test_command_line_recipe_fields_are_checked(capsys):
         tool['parse_args'](['--out', 'o', '--set', 'head=dict(out_dim=1024)'])
     assert "'dict(out_dim=1024)' is not a Python literal" in capsys.readouterr().err
     assert tool['assignments'](['centering=sinkhorn_knopp']) == {'centering': 'sinkhorn_knopp'}
+
+
+def test_readout_variants_build_their_embedding_as_global_pool():
+    from rats_mm.science.recipe import head_embedding
+    from rats_mm.science.run import READOUT_VARIANTS, VARIANTS, _variant_configs
+    assert READOUT_VARIANTS['rats_cosine_registers'] == ('rats_cosine', 'registers')
+    assert {'rats_heads', 'rats_registers_avg', 'rats_cosine_registers'} <= set(VARIANTS)
+    configs, described = _variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='pooled')
+    assert configs['rats_cosine_registers']['global_pool'] == 'registers'
+    assert configs['rats_cosine_registers']['logits'] == 'cosine'
+    assert configs['rats']['global_pool'] == 'token' and 'global_pool' not in configs['vit']
+    assert "global_pool='heads'" in described['rats_heads']
+    rats = RatsViT(**configs['rats_cosine_registers'])
+    assert head_embedding(rats) == 'registers'
+    assert rats(torch.zeros(1, 3, 64, 64)).shape == (1, rats.num_registers * rats.embed_dim)
+    # --embedding reaches the variants without their own read-out, never the ViT
+    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='heads')
+    assert configs['rats']['global_pool'] == 'heads'
+    assert configs['rats_registers']['global_pool'] == 'registers'
+    assert head_embedding(RatsViT(**configs['vit'])) == 'pooled'
+
+
+def test_rats_overrides_reach_the_rats_variants_only():
+    from rats_mm.science.run import _variant_configs
+    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 48})
+    assert all(cfg['num_registers'] == 48 for name, cfg in configs.items() if name != 'vit')
+    assert configs['vit']['num_registers'] == backbone_config(VIT_CONFIG)['num_registers']
+    with pytest.raises(ValueError, match=r"RATS overrides \{'num_registers': 25\}: rats:"):
+        _variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 25})
 
 
 def test_backbone_overrides_reach_every_variant_and_are_checked():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from rats_mm.science import CONTRACT_KEYS
+from rats_mm.science import SUMMARY_KEYS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BLOCKED = ('mmengine', 'mmcv', 'mmseg', 'mmdet')
@@ -32,9 +32,9 @@ def smoke_run(tmp_path_factory):
         return out, cache, json.load(f), proc.stdout
 
 
-def test_smoke_writes_every_contract_figure(smoke_run):
+def test_smoke_writes_every_summary_figure(smoke_run):
     out, _, summary, _ = smoke_run
-    missing = [k for k in CONTRACT_KEYS if summary.get(k) is None]
+    missing = [k for k in SUMMARY_KEYS if summary.get(k) is None]
     assert not missing, missing
     assert summary['device'].startswith('cpu')
     assert summary['variants'] == list(ALL_VARIANTS)

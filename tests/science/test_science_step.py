@@ -137,9 +137,11 @@ def test_register_embedding_breaks_the_symmetry_of_a_head(embedding, symmetric):
 def test_register_embedding_needs_registers():
     vit = RatsViT(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2,
                   num_registers=0, attn_mode='full', class_token=True)
-    with pytest.raises(ValueError, match="embedding='registers' needs a backbone with "
-                                         'registers'):
+    with pytest.raises(ValueError, match="global_pool='registers' reads the registers: the "
+                                         'model has num_registers=0'):
         DINODistillation(vit, embedding='registers')
+    with pytest.raises(ValueError, match="global_pool='heads' reads the registers"):
+        DINODistillation(vit, embedding='heads')
     with pytest.raises(ValueError, match="embedding='cls' is not one of"):
         DINODistillation(vit, embedding='cls')
 
@@ -169,19 +171,19 @@ def test_compiled_backbones_equal_eager_at_both_crop_sizes():
                   num_registers=4)
     recipe = replace(Recipe(), compile=True, head=dict(out_dim=16, hidden_dim=16,
                                                        bottleneck_dim=8))
-    dist, _, _ = _build(kwargs, recipe, torch.device('cpu'), seed=0)
-    for branch in (dist.student, dist.teacher):  # compiled, not left eager
+    dino, _, _ = _build(kwargs, recipe, torch.device('cpu'), seed=0)
+    for branch in (dino.student, dino.teacher):  # compiled, not left eager
         assert 'forward_blocks' in vars(branch['backbone'])
     eager = RatsViT(**kwargs)
-    eager.load_state_dict(dist.student['backbone'].state_dict())
-    assert set(dist.student['backbone'].state_dict()) == set(eager.state_dict())
+    eager.load_state_dict(dino.student['backbone'].state_dict())
+    assert set(dino.student['backbone'].state_dict()) == set(eager.state_dict())
     for size in (32, 16):
         x = torch.randn(2, 3, size, size)
-        out, ref = dist.student['backbone'](x), eager(x)
+        out, ref = dino.student['backbone'](x), eager(x)
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
         out.sum().backward()
         ref.sum().backward()
-        torch.testing.assert_close(dist.student['backbone'].registers.grad,
+        torch.testing.assert_close(dino.student['backbone'].registers.grad,
                                    eager.registers.grad, atol=1e-4, rtol=1e-4)
-        dist.student.zero_grad()
+        dino.student.zero_grad()
         eager.zero_grad()

@@ -8,11 +8,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ...models.embedding import check_embedding
+from ...models.embedding import EMBEDDINGS, check_embedding, embed
 
-__all__ = ['EMBEDDINGS', 'FrozenEmbedding', 'dist_info', 'extract_features']
-
-EMBEDDINGS = ('embedding', 'registers')
+__all__ = ['FrozenEmbedding', 'dist_info', 'extract_features']
 
 
 def dist_info():
@@ -23,31 +21,24 @@ def dist_info():
 
 
 class FrozenEmbedding(nn.Module):
-    """One vector per image from a frozen ``RatsViT``.
+    """One vector per image from a frozen ``RatsViT``: what a head reads
+    (``rats_mm.models.embedding``).
 
     Args:
         model (RatsViT): The backbone (put in eval mode here).
-        kind (str): ``'embedding'``: the model's image embedding (``model(x)``: the [CLS]
-            token, or for a RATS without one the mean of its registers); ``'registers'``: the
-            final normed registers concatenated, (B, N * D) (models with registers only).
+        embedding (str): One of ``EMBEDDINGS``: ``'pooled'``, the image embedding (the [CLS]
+            token, or for a RATS without one the mean of its registers), or a register
+            read-out (``'registers'``, ``'heads'``, ``'registers_avg'``).
     """
 
-    def __init__(self, model, kind='embedding'):
+    def __init__(self, model, embedding='pooled'):
         super().__init__()
-        if kind not in EMBEDDINGS:
-            raise ValueError(f'features={kind!r} is not one of {EMBEDDINGS}')
-        if kind == 'embedding':  # model(x) must be the embedding, not logits
-            check_embedding(model, 'pooled')
-        if kind == 'registers' and not model.num_registers:
-            raise ValueError("features='registers' needs a model with registers "
-                             '(this one has num_registers=0)')
-        self.model, self.kind = model.eval(), kind
+        check_embedding(model, embedding)
+        self.model, self.embedding = model.eval(), embedding
 
     @torch.no_grad()
     def forward(self, x):
-        if self.kind == 'embedding':
-            return self.model(x)
-        return self.model.forward_tokens(x)['x_norm_regtokens'].flatten(1)  # (B, N * D)
+        return embed(self.model, x, self.embedding)
 
 
 def _collate(batch):

@@ -14,8 +14,8 @@ head's registers are).
 
 Run it on any variant (``compress='attention'`` or ``'competition'``, ``logits='dot'`` or
 ``'cosine'``) with
-``tools/analysis/attention_probe.py``; docs/parts.md ("Registers that merge") reads its
-figures.
+``tools/analysis/attention_probe.py``; docs/findings.md ("Registers that merge: the compress
+step") reads its figures.
 """
 import time
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...models.embedding import embed, embedding_dim
+from ...models.embedding import embed, embedding_dim, embedding_pool
 from ..io import category_labels, image_files, prepare_image
 from .attention import register_attention_profile
 from .stats import registers_in_use
@@ -41,9 +41,9 @@ class ProbeSettings:
             ``'pooled'`` (the image embedding) or ``'registers'`` (every register, RATS only).
         batch_size (int): Images per iteration.
         lr (float): AdamW learning rate (constant after a linear warm-up of 10 %).
-        weight_decay (float): AdamW weight decay, on every parameter (the probe's own recipe,
-            unchanged since its first figures; on a cosine model's ``logit_scale`` it shrinks
-            the temperatures by about 2 % over 800 iterations at the default lr).
+        weight_decay (float): AdamW weight decay, on every parameter (the probe's own
+            recipe; on a cosine model's ``logit_scale`` it slowly shrinks the
+            temperatures).
         interval (int): Measure every ``interval`` iterations (and at 0 and the end).
         seed (int): Seed of the model init, the batches and the flips.
     """
@@ -98,8 +98,8 @@ def _measure(model, classifier, images, labels, batch_size, embedding):
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]
         out = model.forward_tokens(x)
-        features = (out['x_norm_clstoken'] if embedding == 'pooled'
-                    else out['x_norm_regtokens'].flatten(1))                  # (B, D | N*D)
+        features = model.pool(model.norm(out['x_prenorm']),                   # (B, width)
+                              embedding_pool(embedding))
         correct += (classifier(features).argmax(-1) ==
                     labels[start:start + batch_size]).sum().item()
         if model.num_registers:

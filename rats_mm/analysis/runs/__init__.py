@@ -3,7 +3,8 @@ sample standard deviation per metric (``tools/analysis/compare_runs.py``).
 
 A run is a work dir holding ``test_metrics.json`` (written by ``tools/test.py``) and the
 config the training dumped there (``<config name>.py``); runs of one config are one arm, its
-seeds read from the config's ``randomness = dict(seed=N)``.
+seeds read from the config's ``randomness = dict(seed=N)``. ``rats_mm.analysis.runs.science``
+tabulates ``tools/science.py`` runs the same way.
 """
 import json
 import math

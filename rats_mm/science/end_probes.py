@@ -1,9 +1,11 @@
 """The end of a run probes each trained teacher (and its random init) on three features of
 the held-out objects: the image embedding the k-NN of ``history`` reads (``backbone(x)``:
-[CLS], or for RATS the mean of its registers), every final register concatenated (what the
-head reads with ``embedding='registers'``), and the mean of the patch tokens; each scored by
+[CLS], for RATS the mean of its registers or the read-out its DINO head reads), the register
+mean where that is not ``backbone(x)``, every final register concatenated, and the mean of the
+patch tokens; each scored by
 DINO's weighted k-NN and by a linear probe. A model whose head reads every register can
-learn what the register mean hides (docs/parts.md, "The collapse on two cores")."""
+learn what the register mean hides (docs/findings.md, "The paper's RATS against the ViT on
+the testbed")."""
 import torch
 
 from ..analysis.probes.classifiers import linear_probe
@@ -12,7 +14,7 @@ from .measure import eval_views
 
 __all__ = ['FEATURE_KINDS', 'image_features', 'probe_features', 'probe_teachers']
 
-FEATURE_KINDS = ('embedding', 'registers', 'patches')
+FEATURE_KINDS = ('embedding', 'register_mean', 'registers', 'patches')
 
 
 @torch.no_grad()
@@ -27,17 +29,21 @@ def image_features(backbone, images, size, grayscale, batch_size=256):
         batch_size (int): Images per forward.
 
     Returns:
-        dict: ``embedding`` (M, D), ``patches`` (M, D) and, for a model with registers,
-        ``registers`` (M, N * D); float32.
+        dict: ``embedding`` (``model(x)``: (M, D), or the register read-out its
+        ``global_pool`` names), ``patches`` (M, D) and, for a model with registers,
+        ``registers`` (M, N * D) and, where ``model(x)`` is not the register mean,
+        ``register_mean`` (M, D); float32.
     """
     out = {kind: [] for kind in FEATURE_KINDS}
     for start in range(0, images.shape[0], batch_size):
         views = eval_views(images[start:start + batch_size], size, grayscale)
-        tokens = backbone.forward_tokens(views)
-        out['embedding'].append(tokens['x_norm_clstoken'].float())  # (B, D)
-        out['patches'].append(tokens['x_norm_patchtokens'].float().mean(1))  # (B, L, D) -> (B, D)
+        tokens = backbone.forward_features(views)                             # (B, T, D)
+        out['embedding'].append(backbone.forward_head(tokens).float())       # model(x)
+        out['patches'].append(backbone.pool(tokens, 'avg').float())          # (B, D)
         if backbone.num_registers:
-            out['registers'].append(tokens['x_norm_regtokens'].float().flatten(1))  # (B, N * D)
+            out['registers'].append(backbone.pool(tokens, 'registers').float())  # (B, N * D)
+        if backbone.global_pool != 'token':  # the register mean, where model(x) is not it
+            out['register_mean'].append(backbone.pool(tokens, 'token').float())  # (B, D)
     return {kind: torch.cat(parts) for kind, parts in out.items() if parts}
 
 

@@ -7,9 +7,10 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..analysis.probes.features import EMBEDDINGS, FrozenEmbedding, dist_info, extract_features
 from ..analysis.io import make_parser, write_json
 from ..analysis.probes.classifiers import knn_probe, linear_probe
+from ..analysis.probes.features import FrozenEmbedding, dist_info, extract_features
+from ..models.embedding import EMBEDDINGS
 from ..data.images import EvalTransform, ImageFolderDataset
 from .backbones import add_model_args, load_backbone, read_config
 
@@ -24,9 +25,11 @@ def probe_parser(doc):
     p.add_argument('--train-ann', default=None, help='"relative/path label" lines')
     p.add_argument('--val-root', required=True, help='validation images')
     p.add_argument('--val-ann', default=None, help='"relative/path label" lines')
-    p.add_argument('--features', default='embedding', choices=EMBEDDINGS,
-                   help="'embedding': the image embedding ([CLS] or register mean); "
-                        "'registers': the final registers concatenated")
+    p.add_argument('--embedding', default='pooled', choices=EMBEDDINGS,
+                   help="what the probe reads: 'pooled', the image embedding ([CLS] or "
+                        "register mean); 'registers', the final registers concatenated; "
+                        "'heads', each head's registers on its channels; 'registers_avg', "
+                        'the registers and the patch mean')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--num-workers', type=int, default=2)
     p.add_argument('--out', default=None, help='JSON file for the result')
@@ -60,7 +63,7 @@ def probe_dataset(root, ann_file, transform):
     return dataset
 
 
-def probe_backbone(config, checkpoint, data_root, features='embedding'):
+def probe_backbone(config, checkpoint, data_root, embedding='pooled'):
     """k-NN and linear probe of a saved backbone on a generated dataset (its
     ``labels/training.txt`` -> ``labels/validation.txt``), as ``tools/eval_knn.py`` and
     ``tools/eval_linear.py`` run them, from one feature extraction in this process.
@@ -69,13 +72,13 @@ def probe_backbone(config, checkpoint, data_root, features='embedding'):
         config (str): The backbone's config (model and evaluation transform).
         checkpoint (str): Its weights.
         data_root (str): Dataset with ``labels/<split>.txt``.
-        features (str): ``'embedding'`` or ``'registers'`` (see ``FrozenEmbedding``).
+        embedding (str): What the probe reads, one of ``EMBEDDINGS`` (see ``FrozenEmbedding``).
 
     Returns:
         dict: ``knn`` and ``linear`` top-1 accuracies in [0, 1].
     """
     transform = eval_transform(config)
-    network = FrozenEmbedding(load_backbone(config, checkpoint), features)
+    network = FrozenEmbedding(load_backbone(config, checkpoint), embedding)
     (train_x, train_y), (val_x, val_y) = (
         extract_features(network, probe_dataset(data_root, f'labels/{split}.txt', transform),
                          num_workers=0)
@@ -125,7 +128,7 @@ def probe_main(kind, doc, argv=None, **probe_options):
     train = probe_dataset(args.train_root, args.train_ann, transform)
     val = probe_dataset(args.val_root, args.val_ann, transform)
     network = FrozenEmbedding(load_backbone(args.config, args.checkpoint,
-                                            args.trust_checkpoint), args.features).to(device)
+                                            args.trust_checkpoint), args.embedding).to(device)
     options = dict(batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                    progress=True)
     train_x, train_y = extract_features(network, train, **options)
@@ -135,10 +138,10 @@ def probe_main(kind, doc, argv=None, **probe_options):
     _use_every_core(device)
     probe = knn_probe if kind == 'knn' else linear_probe
     result = probe(train_x, train_y, val_x, val_y, device=device, **probe_options)
-    result.update(features=args.features, feature_dim=train_x.shape[1], config=args.config,
+    result.update(embedding=args.embedding, feature_dim=train_x.shape[1], config=args.config,
                   checkpoint=args.checkpoint, train_root=args.train_root,
                   val_root=args.val_root)
-    print(f"{kind} probe ({args.features}, {result['num_train']} train / {result['num_val']} "
+    print(f"{kind} probe ({args.embedding}, {result['num_train']} train / {result['num_val']} "
           f"val images, {result['num_classes']} classes): top-1 {100 * result['top1']:.2f}  "
           f"top-5 {100 * result['top5']:.2f}")
     if args.out:

@@ -1,8 +1,9 @@
 """Data of the emergence run, made once and kept on the device.
 
 - Training images: isolated objects (one centred object on a plain background, the one
-  measured setting where DINO learns at small scale, docs/parts.md) rendered in memory on
-  every CPU core into one (M, 3, S, S) uint8 tensor, cached as a ``.pt`` file.
+  measured setting where DINO learns at small scale, docs/architecture.md section 6)
+  rendered in memory on every CPU core into one (M, 3, S, S) uint8 tensor, cached as a
+  ``.pt`` file.
 - Held-out sets on disk, in the layouts the project's tools read, written by
   ``generate_dataset``: the demo's isolated objects (part masks, category labels: k-NN bank
   and queries, part mIoU) and the demo's scenes (part masks and COCO boxes: part mIoU on
