@@ -36,8 +36,8 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Emergence at GPU scale (docs/parts.md): RATS, RATS with competition and ViT trained with DINO
-# for MINUTES in all.
+# Emergence at GPU scale (docs/findings.md, "Emergence at GPU scale"): RATS, RATS with
+# competition and ViT trained with DINO for MINUTES in all.
 MINUTES ?= 7
 science: install
 	$(PY) tools/science.py --minutes $(MINUTES) --out work_dirs/science

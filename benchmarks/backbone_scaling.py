@@ -23,6 +23,7 @@ import common
 from common import features_step, interleaved, peak_memory_mb, timm_vit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rats_mm.files import write_json  # noqa: E402
 from rats_mm.models import ARCHS, rats_vit, vit  # noqa: E402
 from rats_mm.models.complexity import model_macs  # noqa: E402
 
@@ -116,11 +117,9 @@ def main():
                   f"{fmt(row['fwd_speedup'], '6.2f')} {fmt(r.get('fwd_bwd_s'), '10.3f')} "
                   f"{fmt(v.get('fwd_bwd_s'), '10.3f')} {fmt(row['fwd_bwd_speedup'], '6.2f')} "
                   f"{fmt(r.get(mem), '11.0f')} {fmt(v.get(mem), '10.0f')}", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump({'device': device, 'torch': torch.__version__, 'host': platform.node(),
-                   'threads': torch.get_num_threads(), 'batch_size': args.batch_size,
-                   'rows': rows}, f, indent=1)
+    write_json(args.out, {'device': device, 'torch': torch.__version__, 'host': platform.node(),
+                          'threads': torch.get_num_threads(), 'batch_size': args.batch_size,
+                          'rows': rows}, indent=1)
     print(f'wrote {args.out}')
 
 

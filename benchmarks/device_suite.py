@@ -1,8 +1,7 @@
 """The GPU measurements of the project in one command (docs/benchmarks.md, "Device suite").
 
 For a GPU machine with PyTorch, timm and numpy only (no OpenMMLab); sized to take a few
-minutes on one H200 (not yet measured there). In bf16 autocast with
-the flash SDPA kernel, against timm's ViT of the same size measured in the same process and
+minutes on one H200. In bf16 autocast with the flash SDPA kernel, against timm's ViT of the same size measured in the same process and
 timed in alternation,
   1. inference and training (forward + backward) images/s and peak memory, RATS-S/B vs
      ViT-S/B, at 224, 512, 1024 and 2048 px, batch sized to the chip (halved on OOM);
@@ -27,6 +26,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # common.py and rats_mm, from any working dir
 from common import autocast, features_step, interleaved, timm_vit  # noqa: E402
+from rats_mm.files import write_json  # noqa: E402
 from rats_mm.models import RatsViT, enable_tf32  # noqa: E402
 from rats_mm.ssl.distill import (DINODistillation, StepSettings, build_optimizer,  # noqa: E402
                                  train_step)
@@ -206,8 +206,7 @@ def main(argv=None):
         result[name] = part(cfg, device)
     result['seconds'] = time.perf_counter() - start
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, 'device_suite.json'), 'w') as f:
-        json.dump(result, f, indent=1)
+    write_json(os.path.join(args.out, 'device_suite.json'), result, indent=1)
     with open(os.path.join(args.out, 'device_suite.md'), 'w') as f:
         f.write(markdown(result))
     print(markdown(result))

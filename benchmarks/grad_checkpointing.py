@@ -18,6 +18,7 @@ import torch
 import common
 from common import autocast, interleaved, peak_memory_mb
 
+from rats_mm.files import write_json
 from rats_mm.models import rats_small_patch16
 
 SCRIPT = os.path.abspath(__file__)
@@ -77,8 +78,7 @@ def main():
         print(f"memory ratio cp / plain: {rows['peak_mb']['cp'] / rows['peak_mb']['plain']:.2f}"
               f"; time ratio: {times.get('cp', float('nan')) / times.get('plain', 1):.2f}")
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(rows, f, indent=1)
+        write_json(args.out, rows, indent=1)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,8 @@ from common import autocast, interleaved, peak_memory_mb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from rats_mm.files import write_json  # noqa: E402
+
 SETTINGS = {'ade20k': ('mmseg', 512), 'coco': ('mmdet', 1024)}
 
 
@@ -134,9 +136,8 @@ def main():
               f"{times['vit']:10.2f} {times['vit'] / times['rats']:8.2f} "
               f"{mem['rats'] if isinstance(mem['rats'], float) else -1:8.0f} "
               f"{mem['vit'] if isinstance(mem['vit'], float) else -1:8.0f}", flush=True)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump({'device': device, 'batch_size': args.batch_size, 'rows': rows}, f, indent=1)
+    write_json(args.out, {'device': device, 'batch_size': args.batch_size, 'rows': rows},
+               indent=1)
     print(f'wrote {args.out}')
 
 

@@ -11,7 +11,6 @@ Usage:
         [--out FILE.json]
 """
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,8 @@ from common import autocast, interleaved
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rats_mm.data import generate_dataset  # noqa: E402
-from rats_mm.pretrain.data import ImageFolderDataset, multicrop_collate  # noqa: E402
+from rats_mm.files import write_json  # noqa: E402
+from rats_mm.pretrain.pipeline import ImageFolderDataset, multicrop_collate  # noqa: E402
 from rats_mm.pretrain.dino import DINOOptimWrapper, DINOPretrainer  # noqa: E402
 
 BACKBONES = {
@@ -103,10 +103,8 @@ def main():
         print(f'{"train step " + name:24} {t:8.3f} {rows[name]:9.2f}')
     print(f'{"data pipeline":24} {"-":>8} {pipeline:9.2f}   ({args.workers} workers)')
     print(f"RATS / ViT step throughput: {rows['rats_s16'] / rows['vit_s16']:.2f}x")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump({'device': device, 'args': vars(args), 'step_seconds': steps,
-                   'images_per_s': rows, 'pipeline_images_per_s': pipeline}, f, indent=1)
+    write_json(args.out, {'device': device, 'args': vars(args), 'step_seconds': steps,
+                          'images_per_s': rows, 'pipeline_images_per_s': pipeline}, indent=1)
     print(f'wrote {args.out}')
 
 

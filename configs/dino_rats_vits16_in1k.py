@@ -27,8 +27,8 @@ teacher_temp = (0.04, 0.04)  # (start, end) of the linear warm-up
 teacher_temp_warmup_iters = 0
 
 # The paper's register attention (dot-product logits). Scaled cosine logits in its three steps
-# (docs/parts.md, "Registers that break their symmetry") are one switch, here or on the command
-# line: --cfg-options model.backbone.logits=cosine
+# (docs/findings.md, "Registers that break their symmetry: cosine logits") are one switch,
+# here or on the command line: --cfg-options model.backbone.logits=cosine
 model = dict(
     backbone=dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
                   num_registers=48, attn_mode='rats', class_token=False, drop_path_rate=0.1),
@@ -58,7 +58,8 @@ custom_hooks = [
     dict(type='PlainCheckpointHook'),
     # are the registers reading different things yet? (1.0 = uniform; skipped for ViTs)
     dict(type='RegisterAttentionMonitorHook', interval=iters_per_epoch),
-    # what moves first if DINO goes wrong (docs/parts.md, "From symptom to cause")
+    # what moves first if DINO goes wrong (docs/parts.md,
+    # "From symptom to cause: the collapse diagnostics")
     dict(type='CollapseDiagnosticsHook', interval=iters_per_epoch),
     # k-NN of teacher and student: a labelled train subset as bank, ImageNet val as queries
     # (class sub-folders); every rank embeds its share with loader workers

@@ -28,7 +28,8 @@ custom_hooks = [
     dict(type='CollapseMonitorHook', patience=1000),
     dict(type='PlainCheckpointHook'),
     dict(type='RegisterAttentionMonitorHook', interval=iters_per_epoch),
-    # what moves first if DINO goes wrong (docs/parts.md, "From symptom to cause")
+    # what moves first if DINO goes wrong (docs/parts.md,
+    # "From symptom to cause: the collapse diagnostics")
     dict(type='CollapseDiagnosticsHook', interval=iters_per_epoch),
     dict(type='KNNMonitorHook', interval=30 * iters_per_epoch, k=20, batch_size=256,
          num_workers=8,

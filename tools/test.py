@@ -6,7 +6,6 @@ metrics to WORK_DIR/test_metrics.json:
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_GPUS [args]
 """
 import argparse
-import json
 import os
 import sys
 
@@ -14,6 +13,7 @@ import sys
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
+from rats_mm.files import write_json
 from rats_mm.runtime.launch import (add_common_args, settle_run_config, setup_distributed,
                                     shutdown_distributed)
 
@@ -56,9 +56,8 @@ def main():
     if is_main_process():
         for key, value in metrics.items():
             print(f'{key}: {value}')
-        os.makedirs(cfg.work_dir, exist_ok=True)
-        with open(os.path.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
-            json.dump(metrics, f, indent=1, default=float)
+        write_json(os.path.join(cfg.work_dir, 'test_metrics.json'), metrics, indent=1,
+                   default=float)
     shutdown_distributed()
 
 

@@ -34,6 +34,8 @@ train_dataloader = dict(
 
 # AdamW, lr = 5e-4 x total batch / 256 (auto_scale_lr), no decay on biases, norms, tokens and
 # the cosine logits' temperatures (RegisterAttention.logit_scale, logits='cosine').
+# custom_keys spells out rats_mm.ssl.distill.NO_DECAY_NAMES (a config cannot import it);
+# tests/pretrain/test_amp_wrapper.py keeps the two equal.
 optim_wrapper = dict(
     type='DINOOptimWrapper',
     constructor='StudentOptimWrapperConstructor',  # the teacher is an EMA, not optimised

@@ -2,8 +2,8 @@
 # compress, communicate and broadcast each score exp(min(t, log 100)) * cos(q, k), with t a
 # learnable temperature per step and head initialised to log 10 (Swin V2), where the paper's
 # step scores q . k / sqrt(d). Everything else is the demo recipe of
-# configs/demo/dino_rats_synthetic.py; docs/parts.md ("Registers that break their symmetry")
-# compares the two.
+# configs/demo/dino_rats_synthetic.py; docs/findings.md ("Registers that break their symmetry:
+# cosine logits") compares the two.
 #   python tools/pretrain.py configs/demo/dino_rats_cosine_synthetic.py
 #   python tools/export_backbone.py \
 #       work_dirs/dino_rats_cosine_synthetic/iter_400.pth work_dirs/demo/backbone_cosine.pth

@@ -1,25 +1,25 @@
 # Demo: a tiny RATS pretrained with DINO on generated images of single objects (no
-# downloads), sized for 2 CPU cores (0.28 s per iteration measured). `make demo` runs all
+# downloads), sized for 2 CPU cores. `make demo` runs all
 # of this; by hand, make the data first:
 #   python tools/make_synthetic.py data/synthetic_objects --num-images 2000 --size 96 \
 #       --seed 0 --layout isolated
 #   python tools/pretrain.py configs/demo/dino_rats_synthetic.py
 #   python tools/export_backbone.py work_dirs/dino_rats_synthetic/iter_400.pth \
 #       work_dirs/demo/backbone.pth
-# The recipe differs from DINO's ImageNet one where the measurements in docs/parts.md
-# ("Making DINO learn at demo scale") showed the cause of the collapse at this scale:
+# The recipe differs from DINO's ImageNet one where the collapse at this scale has a known
+# cause (docs/architecture.md section 6, "DINO at small scale"):
 # - photometric augmentation: with DINO's colour jitter, blur and solarisation the student
 #   cannot predict the teacher across views of these 64 px crops; the head then maps every
-#   image to the same output and the targets go uniform (collapse within ~100 iterations).
+#   image to the same output and the targets go uniform (an early collapse).
 #   Views are made grayscale instead (colour is random per object here, so it carries no
 #   category) with no jitter, blur or solarisation;
 # - teacher temperature 0.04 throughout and momentum 0.99 -> 1: a 400-iteration run cannot
 #   wait for a 0.996 EMA (it would still hold ~45 % of its random init at the end);
 # - isolated objects (one centred subject on a plain background) and the two global views
 #   only: with textured backgrounds the only cue DINO fits in this budget is the background,
-#   and local crops make the object-only task too hard (it collapses); this is the one
-#   measured setting whose k-NN rises above the random network's (make demo: student 0.47,
-#   teacher 0.43, random init 0.40; docs/parts.md).
+#   and local crops make the object-only task too hard (it collapses); this is the setting
+#   whose k-NN rises above the random network's (docs/findings.md, "The demo at two-core
+#   scale").
 _base_ = ['../_base_/dino_runtime.py']
 
 data_root = 'data/synthetic_objects'
@@ -57,7 +57,8 @@ custom_hooks = [
     dict(type='CollapseMonitorHook', patience=100),
     dict(type='PlainCheckpointHook'),
     dict(type='RegisterAttentionMonitorHook', interval=100),  # skipped for the ViT
-    # what moves first if DINO goes wrong (docs/parts.md, "From symptom to cause")
+    # what moves first if DINO goes wrong (docs/parts.md,
+    # "From symptom to cause: the collapse diagnostics")
     dict(type='CollapseDiagnosticsHook', interval=100),
     dict(type='KNNMonitorHook', interval=100, k=20, batch_size=128,
          # data_root: the training dataset's

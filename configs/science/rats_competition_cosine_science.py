@@ -1,7 +1,7 @@
 # RATS of the emergence run (configs/science/rats_science.py) with both register-attention
 # options: competition in the compress step and scaled cosine logits in the three steps
-# (docs/parts.md, "Registers that break their symmetry": under the attention probe this cell
-# kept the registers of a head furthest apart). tools/science.py trains it as the variant
+# (docs/findings.md, "Registers that break their symmetry: cosine logits", compares the cells
+# under the attention probe). tools/science.py trains it as the variant
 # 'rats_competition_cosine'. Self-contained (no _base_), like its siblings:
 #   python tools/analysis/part_eval.py configs/science/rats_competition_cosine_science.py \
 #       work_dirs/science/backbone_rats_competition_cosine.pth --data-root data/synthetic \

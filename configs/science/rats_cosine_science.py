@@ -1,7 +1,8 @@
 # RATS of the emergence run (configs/science/rats_science.py) with scaled cosine logits in the
 # three steps of register attention: exp(min(t, log 100)) * cos(q, k), t learnable per step and
-# head, initialised to log 10 (RegisterAttention(logits='cosine'); docs/parts.md, "Registers
-# that break their symmetry"). tools/science.py trains it as the variant 'rats_cosine'.
+# head, initialised to log 10 (RegisterAttention(logits='cosine'); docs/findings.md, "Registers
+# that break their symmetry: cosine logits"). tools/science.py trains it as the variant
+# 'rats_cosine'.
 # Self-contained (no _base_), like its siblings:
 #   python tools/analysis/part_eval.py configs/science/rats_cosine_science.py \
 #       work_dirs/science/backbone_rats_cosine.pth --data-root data/synthetic \

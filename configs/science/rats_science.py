@@ -1,6 +1,5 @@
 # RATS of the emergence run (tools/science.py): width 192, 8 blocks, 3 heads of 64 dims,
-# 8 registers per head (24): the demo's register-count sweep (docs/parts.md) had the
-# registers ahead of ViT k-means only at 8 per head, and about half of them in use per image.
+# 8 registers per head (24).
 # Patch 8 on 64 px global crops (8 x 8 patches), 32 px local crops (4 x 4).
 # Self-contained (no _base_): tools/science.py reads it without mmengine; the analysis tools
 # read it as any project config:

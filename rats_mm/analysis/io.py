@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import files
 from ..data.images import (IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, load_rgb,
                            normalise_uint8, read_label_list)
+from ..models.inspection import embedding_tokens
 
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTENSIONS', 'category_labels', 'features',
            'fit_geometry',
@@ -43,11 +45,18 @@ def features(model, image):
     return {k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
-def prefix_tokens(out):
-    """The tokens the analyses compare patches with: the registers (B, N, D), or for a model
-    without registers (a plain ViT) its [CLS] token as the single one (B, 1, D)."""
-    registers = out['x_norm_regtokens']
-    return registers if registers.shape[1] else out['x_norm_clstoken'][:, None]
+def prefix_tokens(model, out):
+    """The tokens the analyses compare patches with, by the rule of
+    ``rats_mm.models.inspection.embedding_tokens`` (the one the collapse diagnostics read
+    too): what the model's image embedding is read from, its [CLS] token (B, 1, D) when it
+    has one (a ViT, with or without registers), else its registers (B, N, D; a RATS).
+
+    Args:
+        model (RatsViT): The backbone ``out`` came from.
+        out (dict): Its :func:`features`.
+    """
+    cls = out['x_norm_clstoken'] if model.has_class_token else None
+    return embedding_tokens(cls, out['x_norm_regtokens'])
 
 
 # ----------------------------------------------------------------------------- images
@@ -242,8 +251,6 @@ def to_jsonable(obj):
 
 
 def write_json(path, obj):
-    """Write ``to_jsonable(obj)`` to ``path`` (parent folders created); return ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(to_jsonable(obj), f, indent=1)
-    return str(path)
+    """Write ``to_jsonable(obj)`` to ``path`` (``rats_mm.files.write_json``: atomic, parent
+    folders created, indent 1); return ``path``."""
+    return files.write_json(path, to_jsonable(obj), indent=1)

@@ -1,5 +1,5 @@
 """Image folders and the transforms that read them, shared by pretraining (registered into
-mmengine by ``rats_mm.pretrain``), the probes (``rats_mm.runtime.probes``) and the analyses
+mmengine by ``rats_mm.pretrain``), the probes (``rats_mm.runtime.probe_cli``) and the analyses
 (``rats_mm.analysis``): one home for reading images. Pure PyTorch / torchvision / PIL; not
 imported by ``rats_mm.data`` itself, which stays free of torch."""
 import logging

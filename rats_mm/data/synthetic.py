@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..files import atomic_write
+from ..files import write_json
 from .scene import CATEGORY_IDS, LAYOUTS, PART_IDS, compose_scene, sample_scene
 from .shapes import CATEGORIES, CATEGORY_PARTS, PART_TYPES
 
@@ -187,18 +187,6 @@ def coco_dict(records, size):
                    'part_ids': [PART_IDS[p] for p in CATEGORY_PARTS[name]]} for name in CATEGORIES]
     info = {'description': 'rats_mm synthetic parts dataset', 'version': str(SYNTHETIC_VERSION)}
     return {'info': info, 'images': images, 'annotations': annotations, 'categories': categories}
-
-
-def write_json(path, data):
-    """Write JSON through the project's one atomic write (``rats_mm.files.atomic_write``: a
-    unique temporary file, fsynced, renamed into place).
-
-    Args:
-        path: destination file.
-        data: JSON-serialisable object.
-    """
-    text = json.dumps(data)
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def clear_outputs(out_dir):

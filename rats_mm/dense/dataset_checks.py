@@ -1,8 +1,8 @@
 """Build-time dataset checks that cost a start-up once, not at every start on every rank.
 
-Checking ADE20K's labels opens ~22,000 annotation PNGs; a job of 8 ranks used to do it 8
-times at every training and test start. Now only global rank 0 checks (a bad file still
-fails the job: rank 0 raises), and a passed check is remembered under a fingerprint of what
+Checking ADE20K's labels opens ~22,000 annotation PNGs, which every rank would otherwise do
+at every training and test start. Only global rank 0 checks (a bad file still fails the
+job: rank 0 raises), and a passed check is remembered under a fingerprint of what
 it read (each file's path, size and modification time: a ``stat``, not a read), so the next
 start skips it. The stamps live in ``$RATS_MM_CACHE`` (default ``~/.cache/rats_mm``), under
 ``dataset_checks/``.

@@ -5,11 +5,13 @@ from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-# Parameters that never take weight decay: tokens, position tables, query tables, the cosine
-# logits' temperatures.
-NO_DECAY_KEYS = ('registers', 'pos_embed', 'cls_token', 'logit_scale', 'query_embed',
-                 'query_feat', 'level_embed', 'register_queries.position',
-                 'register_queries.extra')
+from ..ssl.distill import NO_DECAY_NAMES
+
+# Parameters (parts of their names) that never take weight decay: the backbone's
+# (``NO_DECAY_NAMES``: tokens, position table, the cosine logits' temperatures) and the
+# dense heads' query and level tables.
+NO_DECAY_KEYS = NO_DECAY_NAMES + ('query_embed', 'query_feat', 'level_embed',
+                                  'register_queries.position', 'register_queries.extra')
 
 
 def vit_layer_id(name, num_layers, prefix='backbone.vit.'):

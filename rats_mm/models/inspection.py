@@ -1,14 +1,31 @@
 """What the analyses read inside a trained backbone besides its outputs: the last block's
 patch keys and register-attention weights, and every block's compress / communicate /
-broadcast weights (a mixin of ``RatsViT``, kept apart from the timm model interface)."""
+broadcast weights (a mixin of ``RatsViT``, kept apart from the timm model interface), and
+which prefix tokens stand for the image."""
 import torch
 
-__all__ = ['AttentionInspection']
+__all__ = ['AttentionInspection', 'embedding_tokens']
+
+
+def embedding_tokens(cls, registers):
+    """The prefix tokens a model's image embedding is read from, (B, p, D): its [CLS] token
+    (p = 1) when it has one (a ViT, with or without registers), else its registers (p = N; a
+    RATS embeds an image as their mean). The one rule for every reader of "the image's
+    tokens": the collapse diagnostics' stream norm and the analyses' register-patch maps.
+
+    Args:
+        cls (Tensor | None): (B, D) [CLS] token, None without one (``RatsViT.token_groups``).
+        registers (Tensor): (B, N, D) registers.
+
+    Returns:
+        Tensor: (B, 1, D) or (B, N, D).
+    """
+    return cls[:, None] if cls is not None else registers
 
 
 class AttentionInspection:
     """Read-only views into the attention of a ``RatsViT`` (needs its ``_embed``, ``blocks``,
-    ``attn_mode``, ``num_prefix_tokens`` and ``embed_dim``)."""
+    ``attn_mode``, ``token_groups`` and ``embed_dim``)."""
 
     @torch.no_grad()
     def _last_block_input(self, x, what=None):
@@ -25,7 +42,7 @@ class AttentionInspection:
         """Keys of the patch tokens in the last block's attention, heads concatenated,
         (B, L, D): the features LOST builds its patch graph from (either attention mode; the
         ``qkv`` layout is timm's in both)."""
-        tokens = self._last_block_input(x)[:, self.num_prefix_tokens:]      # (B, L, D)
+        _, _, tokens = self.token_groups(self._last_block_input(x))         # (B, L, D)
         with torch.no_grad():
             qkv = self.blocks[-1].attn.qkv(tokens)                          # (B, L, 3D)
         return qkv[..., self.embed_dim:2 * self.embed_dim]                  # (B, L, D)

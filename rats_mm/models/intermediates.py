@@ -1,7 +1,8 @@
 """timm's intermediate-feature interface of ``RatsViT`` (a mixin; the model owns
-``_embed``, ``_run_block``, ``blocks``, ``norm``, ``num_prefix_tokens``, ``fc_norm`` and
+``_embed``, ``_run_block``, ``blocks``, ``norm``, ``token_groups``, ``fc_norm`` and
 ``reset_classifier``): which blocks to take, their patch maps, and pruning what follows the
 last one taken (timm's ``features_only`` getter)."""
+import torch
 from timm.models._features import feature_take_indices
 from torch import nn
 
@@ -75,7 +76,7 @@ class IntermediatesMixin:
             raise ValueError(f"output_fmt={output_fmt!r} is not 'NCHW' or 'NLC'")
         take, last = self.take_indices(indices)
         x, (h, w) = self._embed(x)
-        B, P = x.shape[0], self.num_prefix_tokens
+        B = x.shape[0]
         blocks = self.blocks[:last + 1] if stop_early or intermediates_only else self.blocks
         outs = []
         for i, blk in enumerate(blocks):
@@ -83,10 +84,14 @@ class IntermediatesMixin:
             if i not in take:
                 continue
             y = self.norm(x) if norm else x
-            maps = y[:, P:]                                                  # (B, L, D)
+            cls, registers, maps = self.token_groups(y)                      # maps (B, L, D)
             if output_fmt == 'NCHW':
                 maps = maps.transpose(1, 2).reshape(B, -1, h, w)             # (B, D, h, w)
-            outs.append((maps, y[:, :P]) if return_prefix_tokens else maps)
+            if return_prefix_tokens:
+                prefix = registers if cls is None else torch.cat([cls[:, None], registers], 1)
+                outs.append((maps, prefix))
+            else:
+                outs.append(maps)
         if intermediates_only:
             return outs
         return self.norm(x), outs

@@ -3,7 +3,7 @@ registered in mmengine's registries. Loaded by the pretraining configs
 (``custom_imports = dict(imports=['rats_mm.pretrain'])``); no segmentation or detection run
 imports it."""
 from ..runtime import PlainCheckpointHook
-from .data import (EvalTransform, ImageFolderDataset, MultiCropDataPreprocessor,
+from .pipeline import (EvalTransform, ImageFolderDataset, MultiCropDataPreprocessor,
                    multicrop_collate)
 from .diagnostics import CollapseDiagnosticsHook
 from .dino import (DINOAmpOptimWrapper, DINODistributedDataParallel, DINOOptimWrapper,

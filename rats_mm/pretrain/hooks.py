@@ -12,6 +12,7 @@ from mmengine.registry import DATASETS, HOOKS, MODELS
 from ..analysis.probes.features import extract_features
 from ..analysis.probes.classifiers import contiguous_labels
 from ..analysis.registers.attention import register_attention_profile
+from ..files import write_json
 from ..ssl import cosine_schedule, knn_accuracy, linear_warmup_then_constant
 from ..ssl.collapse import COLLAPSE_ADVICE, collapse_state, first_sign
 from ..ssl.checks import check_int
@@ -30,14 +31,14 @@ def first_global_views(runner, data_batch, num_images):
 
 
 def _append_record(path, record):
-    """Append ``record`` to the JSON list in ``path`` (created if absent)."""
+    """Append ``record`` to the JSON list in ``path`` (created if absent; the file is
+    rewritten atomically, so a kill mid-write leaves the previous list)."""
     history = []
     if os.path.exists(path):
         with open(path) as f:
             history = json.load(f)
     history.append(record)
-    with open(path, 'w') as f:
-        json.dump(history, f, indent=1)
+    write_json(path, history, indent=1)
 
 
 @HOOKS.register_module()

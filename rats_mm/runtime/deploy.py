@@ -51,8 +51,8 @@ def check_onnx(path, reference, img_size, batch_size=3, seed=0):
     """
     import onnxruntime
     x = torch.randn(batch_size, 3, *img_size, generator=torch.Generator().manual_seed(seed))
-    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-    got = session.run(None, {'images': x.numpy()})
+    ort_session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    got = ort_session.run(None, {'images': x.numpy()})
     want = reference(x)
     if len(got) != len(want):
         raise RuntimeError(f'{path}: {len(got)} outputs, PyTorch gives {len(want)}')

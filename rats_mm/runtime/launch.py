@@ -121,7 +121,7 @@ def train_main(description):
 def shutdown_distributed():
     """Leave the process group cleanly (barrier, then destroy) before the interpreter exits:
     a gloo group left to interpreter teardown can abort a rank ("terminate called without an
-    active exception", seen in 1 of about 5 two-process CPU runs), failing a finished run."""
+    active exception", now and then in two-process CPU runs), failing a finished run."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -9,7 +9,7 @@ import time
 
 from mmengine.config import Config
 
-from ..files import atomic_write
+from ..files import write_json
 
 __all__ = ['finetune_and_test', 'last_checkpoint', 'mean_scalar', 'run_tool',
            'train_or_resume']
@@ -53,8 +53,7 @@ def train_or_resume(root, train_tool, config, work_dir):
     start = time.time()
     run_tool(root, train_tool, config, '--work-dir', work_dir, '--resume')
     seconds = round(time.time() - start, 1)
-    text = json.dumps({'train_seconds': seconds})
-    atomic_write(timing, lambda f: f.write(text.encode()))
+    write_json(timing, {'train_seconds': seconds})
     return seconds
 
 

@@ -5,13 +5,17 @@ import math
 
 __all__ = ['COLLAPSE_ADVICE', 'EARLY_SIGNS', 'collapse_state', 'early_signs', 'first_sign']
 
+# Where the runs behind each piece of advice are (every message ends by pointing there).
+EVIDENCE = "see docs/findings.md, 'Collapse and its stabilisers'"
+
 COLLAPSE_ADVICE = {
-    'uniform': 'the teacher outputs carry no information about the image. Try '
-               "loss.centering='sinkhorn_knopp', a lower teacher temperature, a faster "
-               'teacher (lower momentum) for short runs, or object-centric images',
-    'one-hot': 'every image maps to the same prototype. Try a higher center_momentum '
-               "complement (faster centring), loss.centering='sinkhorn_knopp', or a lower "
-               'learning rate',
+    'uniform': 'every teacher target is flat: the outputs carry no information about the '
+               "image. Try loss.centering='sinkhorn_knopp', a lower teacher temperature, a "
+               'faster teacher (lower momentum) for short runs, or object-centric images; '
+               + EVIDENCE,
+    'one-hot': 'every image maps to the same prototype. Try a lower center_momentum '
+               "(faster centring), loss.centering='sinkhorn_knopp', or a lower learning "
+               'rate; ' + EVIDENCE,
 }
 
 
@@ -38,31 +42,28 @@ def collapse_state(entropy_ratio, batch_entropy_ratio, uniform_ratio=0.9, onehot
 
 # The early signs of a collapse, each read off the collapse diagnostics of a run's history
 # (``rats_mm.ssl.diagnostics``) against the run's first reading (its init): name ->
-# (diagnostic key, test of (value, first value), what it means and what to try). The
-# residual-stream norm is not one: on the testbed the learning ViT's [CLS] stream grew 6x in
-# 200 steps, more than the failing RATS's registers (4x; docs/parts.md).
+# (diagnostic key, test of (value, first value), the sign that moved and what to try). The
+# residual-stream norm is not one: it grows in runs that learn as well as in runs that
+# collapse (docs/findings.md, 'Collapse and its stabilisers').
 EARLY_SIGNS = {
     'merge': ('register_within_head_similarity', lambda v, v0: v >= v0 + 0.15,
               'the registers of a head grew alike (within-head similarity up 0.15 over the '
-              "init). On the testbed it cost the paper's block no k-NN against the ViT "
-              "(three seeds); logits='cosine' with every register as the head's input "
-              "(embedding='registers') keeps them apart (with the register mean they "
-              'merged by step 600), though its register mean learnt less'),
+              "init). Try logits='cosine' with every register as the head's input "
+              "(embedding='registers'), which keeps them apart (with the register mean as "
+              'the input they still merge); ' + EVIDENCE),
     'value_growth': ('value_norm_last_block', lambda v, v0: v >= 2.0 * v0,
-                     'the last block\'s value vectors doubled their norm (what dot-product '
-                     "logits sharpen with). Try logits='cosine'; on the testbed the learning "
-                     'rate set it (1.2x at a quarter of the recipe\'s, 2x at it, 2.5x at twice) '
-                     'without changing the k-NN; not LayerScale 1e-5, which made every '
-                     'embedding alike'),
+                     "the last block's value vectors doubled their norm (what dot-product "
+                     "logits sharpen with). Try logits='cosine'; a lower learning rate slows "
+                     'the growth. Not a small LayerScale init, which makes every embedding '
+                     'alike; ' + EVIDENCE),
     'embedding_cosine': ('embedding_cosine', lambda v, v0: v >= max(v0 + 0.2, 0.8),
                          'the teacher embeddings of different images became alike (mean '
                          'cosine >= 0.8 and up 0.2). Try a lower learning rate or a longer '
-                         'warm-up'),
+                         'warm-up; ' + EVIDENCE),
     'entropy': ('teacher_entropy_ratio', lambda v, v0: v > 0.9,
                 'the teacher targets became flat (entropy > 0.9 x ln K). Try a lower '
-                'teacher temperature (0.02 sharpened the testbed\'s targets but cost '
-                'k-NN), a smaller head or a faster teacher (the GPU\'s 8,192 prototypes '
-                'with momentum 0.996 kept them at 0.95 at step 150)'),
+                'teacher temperature (sharper targets, at some cost in k-NN), a smaller head '
+                '(fewer prototypes) or a faster teacher (lower momentum); ' + EVIDENCE),
 }
 
 

@@ -1,12 +1,14 @@
 """Diagnostics of a DINO run going wrong, read at measurement points, outside the step.
 
-What each one is for (docs/parts.md, "From symptom to cause"):
+What each one is for (docs/parts.md, "From symptom to cause: the collapse diagnostics"):
 
 - ``embedding_cosine``: mean cosine between the teacher's embeddings of different images of a
   fixed batch; near 1 every image looks alike to the teacher, the start of a collapse.
 - ``register_stream_norm`` (RATS) / ``cls_stream_norm`` (a ViT): per block, the mean norm of
-  the registers' (or the [CLS] token's) residual stream after it; a stream that keeps growing
-  is what lets dot-product logits sharpen.
+  the residual stream after it of the tokens the image embedding is read from
+  (``rats_mm.models.inspection.embedding_tokens``, the rule the analyses' register maps
+  follow too: the [CLS] token when the model has one, a ViT with or without registers, else
+  the registers); a stream that keeps growing is what lets dot-product logits sharpen.
 - ``value_norm``: per block, the mean norm of the patches' value vectors (per head), and for a
   RATS ``message_norm``, that of the messages: the dot-product logits of communicate and
   broadcast are products of these.
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.registers.stats import register_similarity
+from ..models.inspection import embedding_tokens
 
 __all__ = ['GROUPS', 'backbone_diagnostics', 'embedding_cosine', 'grad_norm_by_group',
            'parameter_group', 'training_diagnostics', 'update_ratio_by_group']
@@ -150,13 +153,12 @@ def backbone_diagnostics(backbone, images):
         (RATS) ``message_norm``, and ``max_logit`` {step: per block}: lists over blocks.
     """
     x, _ = backbone._embed(images)
-    c, P = int(backbone.has_class_token), backbone.num_prefix_tokens
-    stream = 'cls_stream_norm' if c else 'register_stream_norm'
+    stream = 'cls_stream_norm' if backbone.has_class_token else 'register_stream_norm'
     rows = []
     for block in backbone.blocks:
         figures = _block_figures(backbone, block, block.norm1(x))
         x = block(x)
-        prefix = x[:, :1] if c else x[:, :P]                                # (B, p, D)
+        prefix = embedding_tokens(*backbone.token_groups(x)[:2])            # (B, p, D)
         figures[stream] = prefix.float().norm(dim=-1).mean()
         rows.append(figures)
     keys = list(rows[0])

@@ -18,7 +18,11 @@ from .teacher import build_teacher, update_teacher
 __all__ = ['NO_DECAY_NAMES', 'DINODistillation', 'StepSettings', 'build_optimizer', 'embed_views',
            'train_step']
 
-# Parameters (by their last name) that take no weight decay besides biases and norms.
+# Backbone parameters (by their last name) that take no weight decay besides biases and
+# norms: the tokens, the position table and the cosine logits' temperatures. The one list of
+# them: the dense fine-tunes' layer-decay constructor (``rats_mm.dense.optim``) extends it;
+# the pretraining config (configs/_base_/dino_runtime.py, which cannot import it) spells it
+# out as ``custom_keys``, and a test keeps the two equal.
 NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'registers', 'logit_scale')
 
 

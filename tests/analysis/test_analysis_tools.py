@@ -132,29 +132,79 @@ def test_prepare_image_and_labels_align():
 
 # ----------------------------------------------------------------------------- the CLIs
 
-def test_similarity_maps_cli(assets, synthetic_root, tmp_path):
+def png_size(path):
+    with Image.open(path) as im:
+        assert im.format == 'PNG'
+        return im.size
+
+
+def grid_png_size(height, width, panels):
+    """Pixel size of a heat-map grid of one row: 2 x 2 inch panels (the height scaled by the
+    image's aspect) and a 0.3 inch title band, at 100 dpi (whole pixels, rounded down)."""
+    return 200 * panels, int(100 * (2 * height / width + 0.3) + 1e-6)
+
+
+def overlay_png_size(height, width):
+    """Pixel size of an overlay: a 4 inch wide image and a 1.4 inch legend, at 100 dpi."""
+    return 540, int(400 * height / width + 1e-6)
+
+
+def test_similarity_maps_cli(assets, synthetic_root, tmp_path, one_thread, drawn_colours):
     val = os.path.join(synthetic_root, 'images', 'validation')
-    run_tool('similarity_maps.py', assets / 'rats.py', assets / 'rats.pth', val,
-             assets / 'generic' / 'images' / 'a.png', '--out-dir', tmp_path)
-    stems = [os.path.splitext(f)[0] for f in sorted(os.listdir(val))] + ['a']
-    for stem in stems:
-        for kind in ('similarity', 'overlay'):
-            assert (tmp_path / f'{stem}_{kind}.png').stat().st_size > 0
+    generic = assets / 'generic' / 'images' / 'a.png'
+    proc = run_tool('similarity_maps.py', assets / 'rats.py', assets / 'rats.pth', val, generic,
+                    '--out-dir', tmp_path)
+    files = sorted(os.listdir(val))
+    stems = [os.path.splitext(f)[0] for f in files] + ['a']
+    # the synthetic images are 96 x 96; a.png (50 x 70) is centre-cropped to 48 x 64
+    sizes = [(96, 96)] * len(files) + [(48, 64)]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == len(stems) == 5
+    for line, stem, (h, w) in zip(lines, stems, sizes):
+        assert f': {w}x{h}, 4 registers (cosine) -> ' in line and f'{stem}_overlay.png' in line
+        grid, overlay = tmp_path / f'{stem}_similarity.png', tmp_path / f'{stem}_overlay.png'
+        assert png_size(grid) == grid_png_size(h, w, panels=1 + 4)  # the image + 4 registers
+        assert png_size(overlay) == overlay_png_size(h, w)
+        assert drawn_colours(grid) > 100 and drawn_colours(overlay) > 100
+    # the overlay of a.png, recomputed here: each 8 x 8 patch tinted half and half with the
+    # colour of the register whose final normed token is most cosine-similar to its own
+    from rats_mm.analysis import register_palette
+    model = RatsViT(**RATS).eval()
+    model.load_state_dict(torch.load(assets / 'rats.pth'))
+    crop = np.asarray(Image.open(generic).convert('RGB'))[1:49, 3:67]        # (48, 64, 3)
+    with torch.no_grad():
+        tokens = model.forward_tokens(prepare_image(crop, 8))
+    registers = torch.nn.functional.normalize(tokens['x_norm_regtokens'][0], dim=-1)
+    patches = torch.nn.functional.normalize(tokens['x_norm_patchtokens'][0], dim=-1)
+    labels = (registers @ patches.T).argmax(0).reshape(6, 8).numpy()        # (6, 8) grid
+    labels = labels.repeat(8, axis=0).repeat(8, axis=1)                      # (48, 64) pixels
+    tinted = (0.5 * crop + 0.5 * register_palette(4).astype(np.float64)[labels]).astype(np.uint8)
+    with Image.open(tmp_path / 'a_overlay.png') as im:
+        drawn = np.asarray(im.convert('RGB'))[:300, :400]  # the image panel, 6.25 x scale
+    centres = ((np.arange(48) + 0.5) * 300 / 48).astype(int), \
+        ((np.arange(64) + 0.5) * 400 / 64).astype(int)
+    np.testing.assert_array_equal(drawn[centres[0]][:, centres[1]], tinted)
+    assert len(np.unique(labels)) > 1
 
 
-def test_similarity_maps_errors_and_compress(assets, tmp_path, one_thread):
+def test_similarity_maps_errors_and_compress(assets, tmp_path, one_thread, drawn_colours):
     image = assets / 'generic' / 'images' / 'b.jpg'
     module = tool_module('similarity_maps.py')
     # a plain ViT has no registers: its [CLS] token's map is drawn instead
     module.main([str(assets / 'vit.py'), str(assets / 'vit.pth'), str(image), '--out-dir',
                  str(tmp_path / 'vit')])
-    assert (tmp_path / 'vit' / 'b_similarity.png').stat().st_size > 0
+    # b.jpg (61 x 45) is cropped to 56 x 40: the image and the [CLS] token's map
+    assert png_size(tmp_path / 'vit' / 'b_similarity.png') == grid_png_size(56, 40, panels=2)
+    assert drawn_colours(tmp_path / 'vit' / 'b_similarity.png') > 100
     msg = fails('similarity_maps.py', [assets / 'vit.py', assets / 'vit.pth', image,
                                        '--out-dir', tmp_path, '--source', 'compress'])
     assert "attn_mode='rats'" in msg
     module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), str(image), '--out-dir',
                  str(tmp_path), '--source', 'compress', '--size', '24'])
-    assert (tmp_path / 'b_overlay.png').is_file()
+    # short side resized to 24 (61 x 45 -> 33 x 24), then cropped to 32 x 24
+    assert png_size(tmp_path / 'b_similarity.png') == grid_png_size(32, 24, panels=5)
+    assert png_size(tmp_path / 'b_overlay.png') == overlay_png_size(32, 24)
+    assert drawn_colours(tmp_path / 'b_overlay.png') > 100
 
 
 def check_scores(result):
@@ -220,17 +270,48 @@ def test_mismatched_checkpoint_exits_with_message(assets):
     assert msg.startswith('error: checkpoint ') and 'wide.pth does not fit the backbone' in msg
 
 
-def test_register_dictionary_cli(assets, synthetic_root, tmp_path):
+def test_register_dictionary_cli(assets, synthetic_root, tmp_path, drawn_colours):
     run_tool('register_dictionary.py', assets / 'rats.py', assets / 'rats.pth', '--data-root',
              synthetic_root, '--out-dir', tmp_path, '--num-entries', 3, '--top-k', 2)
     result = json.loads((tmp_path / 'dictionary.json').read_text())
     assert len(result['entries']) == 3 and result['num_images'] == 16
+    assert (result['num_registers'], result['num_entries']) == (4, 3)
+    # every image's category from the label files; names: meta.json's, index + 1 = id
+    category_of = {}
+    for split in ('training', 'validation'):
+        with open(os.path.join(synthetic_root, 'labels', f'{split}.txt')) as f:
+            for line in f:
+                rel, cid = line.split()
+                category_of[os.path.join(synthetic_root, rel)] = int(cid)
+    meta = json.loads(open(os.path.join(synthetic_root, 'meta.json')).read())
+    present = sorted(set(category_of.values()))
+    assert result['category_ids'] == present
+    assert result['category_names'] == [meta['categories'][c - 1] for c in present]
+    assert sorted(map(os.path.abspath, result['images'])) == sorted(category_of)
+    # the entries' counts are those of the per-image, per-register entry labels it wrote
+    labels = np.array(result['register_entries'])                               # (16, 4)
+    assert labels.shape == (16, 4) and set(np.unique(labels)) <= {0, 1, 2}
+    column = np.array([present.index(category_of[os.path.abspath(p)])
+                       for p in result['images']])                            # (16,)
+    counts = np.zeros((3, len(present)), np.int64)
+    for e, entry in enumerate(result['entries']):
+        assert entry['id'] == e and entry['size'] == int((labels == e).sum())
+        registers = {str(r): int((labels[:, r] == e).sum()) for r in range(4)}
+        assert entry['registers'] == {r: n for r, n in registers.items() if n}
+        for c in range(len(present)):
+            counts[e, c] = int((labels[column == c] == e).sum())
+        assert entry['categories'] == {str(c): int(n) for c, n in enumerate(counts[e]) if n}
+        # up to --top-k distinct images with a register in the entry
+        assert len(entry['top_images']) == min(2, int((labels == e).any(axis=1).sum()))
+        assert len({top['path'] for top in entry['top_images']}) == len(entry['top_images'])
+        for top in entry['top_images']:  # each shown image's register is in this entry
+            assert labels[result['images'].index(top['path']), top['register']] == e
+        cosines = [top['cosine'] for top in entry['top_images']]  # closest first
+        assert cosines == sorted(cosines, reverse=True)
+    assert result['entry_category_counts'] == counts.tolist()
     assert sum(e['size'] for e in result['entries']) == 16 * 4
-    assert set(result['category_names']) <= set(json.loads(
-        open(os.path.join(synthetic_root, 'meta.json')).read())['categories'])
-    assert all(1 <= len(e['top_images']) <= 2 for e in result['entries'] if e['size'])
-    for name in ('dictionary_heatmap.png', 'entry_00.png', 'entry_02.png'):
-        assert (tmp_path / name).stat().st_size > 0
+    for name in ('dictionary_heatmap.png', 'entry_00.png', 'entry_01.png', 'entry_02.png'):
+        assert drawn_colours(tmp_path / name) > 100, name
 
 
 def test_register_dictionary_without_labels(assets, tmp_path, one_thread):
@@ -247,16 +328,45 @@ def test_register_dictionary_without_labels(assets, tmp_path, one_thread):
     assert result['num_registers'] == 0 and len(result['entries']) == 2
 
 
-def test_token_norms_cli(assets, tmp_path):
+def test_token_norms_cli(assets, tmp_path, one_thread, drawn_colours):
     run_tool('token_norms.py', assets / 'rats.py', assets / 'rats.pth', assets / 'vit.py',
              assets / 'vit.pth', '--data-root', assets / 'generic', '--out-dir', tmp_path)
     result = json.loads((tmp_path / 'token_norms.json').read_text())
     assert sorted(result) == ['rats', 'vit']
-    for label, r in result.items():
-        assert len(r['layers']) == TINY['depth']
-        assert all(0.0 <= s['outlier_fraction'] <= 1.0 for s in r['layers'])
-        assert (tmp_path / f'norms_{label}.png').stat().st_size > 0
-    assert (tmp_path / 'outlier_fraction.png').is_file()
+    # the norms recomputed here: each block's output (forward hooks), patch tokens only (after
+    # the 4 registers, or the [CLS] token), raw residual stream, over the 3 generic images
+    # (48 x 64, 56 x 40, 40 x 40 after cropping: 48 + 35 + 25 = 108 patches)
+    images = [assets / 'generic' / 'images' / rel for rel in ('a.png', 'b.jpg', 'sub/c.png')]
+    for label, kwargs, prefix in (('rats', RATS, 4), ('vit', VIT, 1)):
+        r = result[label]
+        assert (r['num_registers'], r['class_token'], r['num_images']) == (
+            kwargs['num_registers'], kwargs['class_token'], 3)
+        model = RatsViT(**kwargs).eval()
+        model.load_state_dict(torch.load(assets / f'{label}.pth'))
+        outputs = []
+        hooks = [blk.register_forward_hook(lambda m, i, o: outputs.append(o))
+                 for blk in model.blocks]
+        norms = [[] for _ in model.blocks]
+        with torch.no_grad():
+            for path in images:
+                outputs.clear()
+                model.forward_features(prepare_image(str(path), 8))
+                for layer, out in enumerate(outputs):
+                    norms[layer].append(out[0, prefix:].norm(dim=-1).double().numpy())
+        for hook in hooks:
+            hook.remove()
+        assert len(r['layers']) == TINY['depth'] == len(norms)
+        for stats, layer_norms in zip(r['layers'], norms):
+            n = np.concatenate(layer_norms)
+            assert stats['num_tokens'] == n.size == 108
+            for key, value in (('mean', n.mean()), ('median', np.median(n)), ('max', n.max())):
+                assert stats[key] == pytest.approx(value, rel=1e-4), (label, key)
+            assert stats['threshold'] == pytest.approx(2 * np.median(n), rel=1e-4)
+            assert stats['num_outliers'] == int((n > 2 * np.median(n)).sum())
+            assert stats['outlier_fraction'] == stats['num_outliers'] / 108
+            assert sum(stats['hist']) == 108
+        assert drawn_colours(tmp_path / f'norms_{label}.png') > 100
+    assert png_size(tmp_path / 'outlier_fraction.png') == (500, 320)
     with pytest.raises(SystemExit):
         tool_module('token_norms.py').parse_args([str(assets / 'rats.py'), '--data-root',
                                                    'x', '--out-dir', 'y'])

@@ -1,5 +1,6 @@
-"""The evaluation CLIs (eval_knn, eval_linear, object_discovery, register_usage) as their
-contracts call them, on tiny random models and the generated synthetic set."""
+"""The evaluation CLIs (eval_knn, eval_linear, object_discovery, register_usage) called with
+their documented arguments, on tiny random models and the generated synthetic set: the JSON,
+boxes and figures they write."""
 import importlib.util
 import json
 import os
@@ -56,7 +57,8 @@ def discovery_root(synthetic_root, tmp_path_factory):
 
 @pytest.mark.parametrize('model,method', [('rats', 'registers'), ('vit', 'lost'),
                                           ('rats', 'lost')])
-def test_object_discovery_contract(models, discovery_root, tmp_path, model, method):
+def test_object_discovery_writes_boxes_corloc_and_drawings(models, discovery_root, tmp_path,
+                                                           model, method):
     out = tmp_path / 'od.json'
     result = _tool('analysis/object_discovery.py')(
         [str(models / f'{model}.py'), str(models / f'{model}.pth'), '--data-root',
@@ -82,23 +84,26 @@ def test_registers_discovery_refuses_a_model_without_registers(models, discovery
 
 
 @pytest.mark.parametrize('tool', ['eval_knn.py', 'eval_linear.py'])
-@pytest.mark.parametrize('features', ['embedding', 'registers'])
-def test_probe_contract(models, synthetic_root, tmp_path, monkeypatch, tool, features):
-    # the contract's relative paths: ann files given from the working directory
+@pytest.mark.parametrize('embedding', ['pooled', 'registers', 'heads'])
+def test_probe_tools_read_each_embedding(models, synthetic_root, tmp_path, monkeypatch, tool,
+                                         embedding):
+    # relative paths: ann files given from the working directory
     monkeypatch.chdir(os.path.dirname(synthetic_root))
     data = os.path.basename(synthetic_root)
     out = tmp_path / 'probe.json'
     _tool(tool)([str(models / 'rats.py'), str(models / 'rats.pth'), '--train-root', data,
                  '--train-ann', f'{data}/labels/training.txt', '--val-root', data,
-                 '--val-ann', f'{data}/labels/validation.txt', '--features', features,
+                 '--val-ann', f'{data}/labels/validation.txt', '--embedding', embedding,
                  '--num-workers', '0', '--out', str(out)])
     result = json.loads(out.read_text())
     assert 0 <= result['top1'] <= result['top5'] <= 1
     assert (result['num_train'], result['num_val']) == (12, 4)
-    assert result['feature_dim'] == (24 if features == 'embedding' else 4 * 24)
+    assert result['feature_dim'] == (4 * 24 if embedding == 'registers' else 24)
+    assert result['embedding'] == embedding
 
 
-def test_register_usage_contract(models, synthetic_root, tmp_path):
+def test_register_usage_writes_win_fractions_and_attention_stats(models, synthetic_root,
+                                                                 tmp_path):
     _tool('analysis/register_usage.py')(
         [str(models / 'rats.py'), str(models / 'rats.pth'), '--data-root', synthetic_root,
          '--split', 'validation', '--out-dir', str(tmp_path / 'O')])
@@ -119,7 +124,7 @@ def test_probe_runs_on_the_run_device_with_every_core(models, synthetic_root, tm
                                                       monkeypatch, tool, probe):
     """Under torchrun (OMP_NUM_THREADS=1) the probe used to run on one CPU thread, off the
     GPU: it now gets the run's device and every core."""
-    import rats_mm.runtime.probes as probes
+    import rats_mm.runtime.probe_cli as probes
     seen = {}
     real = getattr(probes, probe)
 

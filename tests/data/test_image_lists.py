@@ -32,7 +32,7 @@ def test_class_subset_lines_draws_per_class_in_sorted_class_order(tmp_path):
 
 
 def test_make_knn_bank_list_is_read_by_the_image_folder_dataset(tmp_path):
-    from rats_mm.pretrain.data import ImageFolderDataset
+    from rats_mm.pretrain.pipeline import ImageFolderDataset
     train = make_tree(tmp_path)
     out = tmp_path / 'bank.txt'
     subprocess.run([sys.executable, 'tools/make_knn_bank.py', str(train), str(out), '2'],

@@ -82,8 +82,8 @@ def test_head_queries_come_from_registers(config):
 
 @pytest.mark.parametrize('config', [DEMO_SEG, DEMO_INS])
 def test_register_query_head_equals_upstream_fed_the_same_queries(config):
-    """Contract: an upstream head with the same arguments and weights, whose query tables
-    hold one image's register queries, predicts what the register-query head predicts."""
+    """An upstream head with the same arguments and weights, whose query tables hold one
+    image's register queries, predicts what the register-query head predicts."""
     torch.manual_seed(0)
     model, key = build_demo(config)
     head = getattr(model, key).eval()

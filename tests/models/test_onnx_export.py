@@ -29,11 +29,11 @@ def test_onnxruntime_matches_pytorch_with_a_dynamic_batch(tmp_path, compress, lo
     path = str(tmp_path / 'm.onnx')
     names = export_onnx(model, path, (32, 48), out_indices=(0, -1))  # not the stored grid
     assert names == ['map_0', 'map_2', 'registers']
-    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    ort_session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     reference = ExportedBackbone(model, (0, -1))
     for batch in (1, 3):
         x = torch.randn(batch, 3, 32, 48)
-        got = session.run(None, {'images': x.numpy()})
+        got = ort_session.run(None, {'images': x.numpy()})
         with torch.no_grad():
             want = reference(x)
         assert [g.shape for g in got] == [(batch, 24, 4, 6), (batch, 24, 4, 6), (batch, 4, 24)]
@@ -56,7 +56,7 @@ def test_cli_exports_a_config_backbone(tmp_path):
     assert 'map_1, map_2, registers' in proc.stdout
     difference = float(proc.stdout.split('max abs difference ')[1].split()[0])
     assert difference < 1e-4
-    session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
-    assert [o.name for o in session.get_outputs()] == ['map_1', 'map_2', 'registers']
+    ort_session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    assert [o.name for o in ort_session.get_outputs()] == ['map_1', 'map_2', 'registers']
     with pytest.raises(ValueError, match='not a multiple of the patch size'):
         export_onnx(model, str(tmp_path / 'x.onnx'), (30, 32))

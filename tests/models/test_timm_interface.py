@@ -15,7 +15,7 @@ MODES = {'rats': dict(num_registers=4),
          'vit': dict(num_registers=0, attn_mode='full', class_token=True)}
 
 
-def test_contract_classifier_and_embedding_of_the_small_model():
+def test_small_model_classifier_pre_logits_and_reset_classifier():
     torch.manual_seed(0)
     model = timm.create_model('rats_small_patch16', num_classes=10).eval()
     x = torch.randn(2, 3, 224, 224)
@@ -33,7 +33,7 @@ def test_contract_classifier_and_embedding_of_the_small_model():
     assert model.num_features == model.head_hidden_size == 384 and model.num_classes == 0
 
 
-def test_contract_features_only_gives_the_maps_of_forward_intermediates():
+def test_features_only_gives_the_maps_of_forward_intermediates():
     torch.manual_seed(0)
     features = timm.create_model('rats_small_patch16', features_only=True,
                                  out_indices=(2, 5, 8, 11)).eval()
@@ -63,6 +63,40 @@ def test_token_pool_is_the_image_embedding_of_forward_tokens(mode):
     cls, registers, _ = model.token_groups(features)
     assert torch.allclose(embedding, cls if cls is not None else registers.mean(1))
     assert torch.allclose(features, model.norm(tokens['x_prenorm']))
+
+
+def test_register_pools_against_a_per_register_reference():
+    model = RatsViT(**TINY, num_registers=6).eval()   # 2 heads, 3 registers each
+    x = torch.randn(2, 3, 32, 32)
+    tokens = model.forward_features(x)
+    regs, patches = tokens[:, :6], tokens[:, 6:]                              # (B, N, D)
+    d = model.embed_dim // 2
+    heads = torch.cat([regs[:, 3 * h:3 * h + 3, h * d:(h + 1) * d].mean(1) for h in range(2)],
+                      dim=1)
+    expected = {'registers': torch.cat([regs[:, i] for i in range(6)], dim=1),
+                'heads': heads,
+                'registers_avg': torch.cat([*(regs[:, i] for i in range(6)), patches.mean(1)],
+                                           dim=1)}
+    for pool, want in expected.items():
+        pooled = RatsViT(**TINY, num_registers=6, global_pool=pool)
+        pooled.load_state_dict(model.state_dict())
+        got = pooled.eval()(x)
+        assert pooled.head_hidden_size == want.shape[1]
+        torch.testing.assert_close(got, want)
+    classifier = RatsViT(**TINY, num_registers=6, global_pool='registers', num_classes=5)
+    assert classifier(x).shape == (2, 5)
+    assert classifier.head.in_features == 6 * model.embed_dim
+
+
+def test_register_pools_refuse_models_they_cannot_read():
+    with pytest.raises(ValueError, match="global_pool='registers' reads the registers"):
+        RatsViT(**TINY, num_registers=0, attn_mode='full', class_token=True,
+                global_pool='registers')
+    with pytest.raises(ValueError, match="global_pool='heads' needs registers partitioned"):
+        RatsViT(**TINY, num_registers=4, attn_mode='full', class_token=True,
+                global_pool='heads')
+    with pytest.raises(ValueError, match='fc_norm norms a D-wide pooled token'):
+        RatsViT(**TINY, num_registers=6, global_pool='registers', fc_norm=True)
 
 
 def test_avg_pool_norms_the_patch_mean_like_timm():

@@ -157,3 +157,21 @@ def test_cosine_temperatures_take_no_weight_decay_in_any_optimizer():
     for optimizer in (mm_groups, plain_groups, layer_decay):
         scale_decay, qkv_decay = decay_of(optimizer.param_groups)
         assert scale_decay == [0.0] * 4 and qkv_decay > 0
+
+
+def test_the_pretraining_config_spells_out_the_no_decay_names():
+    """configs/_base_/dino_runtime.py cannot import ``NO_DECAY_NAMES``: its custom_keys list
+    the same names, each without weight decay, and no other config lists its own."""
+    import glob
+
+    from mmengine.config import Config
+
+    from rats_mm.ssl.distill import NO_DECAY_NAMES
+    runtime = os.path.join(ROOT, 'configs', '_base_', 'dino_runtime.py')
+    keys = Config.fromfile(runtime).optim_wrapper.paramwise_cfg.custom_keys
+    assert sorted(keys) == sorted(NO_DECAY_NAMES)
+    assert all(value == dict(decay_mult=0.0) for value in keys.values())
+    others = [path for path in glob.glob(os.path.join(ROOT, 'configs', '**', '*.py'),
+                                         recursive=True)
+              if path != runtime and 'custom_keys' in open(path).read()]
+    assert others == []

@@ -159,8 +159,8 @@ def test_schedule_hook_values():
 
 
 def test_teacher_never_runs_drop_path_from_the_imagenet_config():
-    """Contract: built from the ImageNet recipe (small backbone, drop_path_rate=0.5) and put
-    in train mode, two teacher forwards agree; the student's differ (stochastic depth)."""
+    """Built from the ImageNet recipe (small backbone, drop_path_rate=0.5) and put in train
+    mode, two teacher forwards agree; the student's differ (stochastic depth)."""
     from mmengine.config import Config
     from mmengine.registry import MODELS
 

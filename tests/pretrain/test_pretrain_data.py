@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rats_mm.pretrain.data import ImageFolderDataset, multicrop_collate
+from rats_mm.pretrain.pipeline import ImageFolderDataset, multicrop_collate
 
 MULTICROP = dict(type='MultiCropAugmentation', global_crop_size=32, local_crop_size=16,
                  local_crops_number=2)
@@ -61,7 +61,7 @@ def test_eval_transform_grayscale_gives_equal_channels(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from rats_mm.pretrain.data import EvalTransform
+    from rats_mm.pretrain.pipeline import EvalTransform
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8))
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
     gray = EvalTransform(size=32, crop_ratio=1.0, mean=mean, std=std, grayscale=True)(img)
@@ -77,7 +77,7 @@ def test_uint8_views_normalised_on_the_device_equal_the_float_pipeline():
     import numpy as np
     from PIL import Image
 
-    from rats_mm.pretrain.data import MultiCropDataPreprocessor, multicrop_collate
+    from rats_mm.pretrain.pipeline import MultiCropDataPreprocessor, multicrop_collate
     from rats_mm.ssl import MultiCropAugmentation
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))

@@ -95,9 +95,9 @@ def test_auto_resume_skips_a_truncated_checkpoint_and_names_every_unreadable_one
 
 def test_pretraining_resumes_past_a_truncated_checkpoint_without_replay(tmp_path,
                                                                        make_image_folder):
-    """The issue's scenario end to end: 4 iterations with a checkpoint every 2, iter_4.pth cut
-    to half, then --resume to 6: the run resumes from iter_2.pth, logs the skip, never
-    advances the loader, and writes iter_6.pth."""
+    """End to end: 4 iterations with a checkpoint every 2, iter_4.pth cut to half, then
+    --resume to 6: the run resumes from iter_2.pth, logs the skip, never advances the loader,
+    and writes iter_6.pth; an explicit --resume of a cut checkpoint fails with a message."""
     data = make_image_folder(str(tmp_path / 'data'))
     work = tmp_path / 'work'
     run(pretrain_cmd(work, data, 4))

@@ -150,3 +150,25 @@ def test_training_diagnostics_of_a_distillation_step():
     assert out['centre_norm'] == pytest.approx(dist.criterion.center.norm().item())
     assert out['stream_norm_last_block'] == out['register_stream_norm'][-1]
     assert out['max_logit_last_block'] == max(v[-1] for v in out['max_logit'].values())
+
+
+@pytest.mark.parametrize('options,reads_cls', [
+    (dict(num_registers=4), False),                                         # RATS
+    (dict(num_registers=4, attn_mode='full', class_token=True), True),      # ViT + registers
+    (dict(num_registers=0, attn_mode='full', class_token=True), True)])     # ViT
+def test_the_stream_norm_and_the_analyses_read_the_same_tokens(options, reads_cls):
+    """One rule (``embedding_tokens``): the [CLS] token when the model has one, else the
+    registers, for the diagnostics' stream norm and the analyses' ``prefix_tokens``."""
+    from rats_mm.analysis.io import features, prefix_tokens
+    torch.manual_seed(0)
+    model = RatsViT(**TINY, **options).eval()
+    x = torch.randn(2, 3, 32, 32)
+    out = features(model, x)
+    tokens = prefix_tokens(model, out)
+    want = out['x_norm_clstoken'][:, None] if reads_cls else out['x_norm_regtokens']
+    assert torch.equal(tokens, want)
+    prenorm = out['x_prenorm']
+    read = prenorm[:, :1] if reads_cls else prenorm[:, :4]
+    key = 'cls_stream_norm' if reads_cls else 'register_stream_norm'
+    assert math.isclose(backbone_diagnostics(model, x)[key][-1],
+                        read.norm(dim=-1).mean().item(), rel_tol=1e-5)

@@ -60,3 +60,11 @@ def test_every_sign_reads_a_diagnostic_the_runs_record():
             if i != j and i // 2 == j // 2]                 # 2 registers per head
     assert math.isclose(figures['register_within_head_similarity'],
                         torch.stack(sims).mean().item(), rel_tol=1e-5)
+
+
+def test_every_message_points_to_the_evidence():
+    from rats_mm.ssl.collapse import COLLAPSE_ADVICE
+    messages = [*COLLAPSE_ADVICE.values(), *(text for _, _, text in EARLY_SIGNS.values())]
+    assert all(m.endswith("see docs/findings.md, 'Collapse and its stabilisers'")
+               for m in messages)
+    assert all(' Try ' in m for m in messages)

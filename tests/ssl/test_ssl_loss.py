@@ -60,12 +60,35 @@ def test_gradient_flows_to_student_only():
     assert teacher.grad is None
 
 
-def test_non_negative_on_random_inputs():
-    loss_fn = DINOLoss(K)
-    for seed in range(5):
-        g = torch.Generator().manual_seed(seed)
-        s, t = torch.randn(20, K, generator=g) * 5, torch.randn(4, K, generator=g) * 5
-        assert loss_fn(s, t, 0.07, num_student_crops=10).item() >= 0
+def torch_reference_loss(student, teacher, center, teacher_temp, student_temp, n_s, n_t):
+    """DINO's loss from torch ops, one crop pair at a time: for every teacher crop iq and
+    student crop v != iq, the batch mean of -sum_k softmax((t_iq - c) / T_t)_k *
+    log_softmax(s_v / T_s)_k; then the mean over those pairs."""
+    teacher_crops = F.softmax((teacher - center) / teacher_temp, dim=-1).chunk(n_t)
+    student_crops = F.log_softmax(student / student_temp, dim=-1).chunk(n_s)
+    pairs = [-(q * student_crops[v]).sum(dim=-1).mean()
+             for iq, q in enumerate(teacher_crops) for v in range(n_s) if v != iq]
+    return torch.stack(pairs).mean()
+
+
+@pytest.mark.parametrize('n_s, n_t', [(10, 2), (4, 3), (1, 2)])
+def test_value_and_student_gradient_match_torch_reference(n_s, n_t):
+    """Large logits, a sharp teacher and a non-zero centre; (1, 2): a second teacher crop
+    without a student crop of the same view, so no pair of it is skipped."""
+    g = torch.Generator().manual_seed(5)
+    batch = 5
+    student = (torch.randn(n_s * batch, K, generator=g) * 5).requires_grad_()
+    teacher = torch.randn(n_t * batch, K, generator=g) * 5
+    center = torch.randn(1, K, generator=g)
+    loss_fn = DINOLoss(K, student_temp=0.1).eval()
+    loss_fn.center.copy_(center)
+    loss = loss_fn(student, teacher, 0.07, num_student_crops=n_s, num_teacher_crops=n_t)
+    (grad,) = torch.autograd.grad(loss, student)
+    ref_student = student.detach().clone().requires_grad_()
+    expected = torch_reference_loss(ref_student, teacher, center, 0.07, 0.1, n_s, n_t)
+    (ref_grad,) = torch.autograd.grad(expected, ref_student)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, ref_grad)
 
 
 def test_identical_distributions_give_entropy_lower_bound():
@@ -145,7 +168,7 @@ def _free_port():
 @pytest.mark.skipif(not dist.is_available(), reason='torch.distributed unavailable')
 def test_one_process_gloo_group():
     if dist.is_initialized():
-        pytest.skip('a process group is already initialised in this session')
+        pytest.skip('a process group is already initialised in this process')
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{_free_port()}',
                             rank=0, world_size=1)
     try:

@@ -1,6 +1,6 @@
 """Register attention's variants under the probe signal and under the demo's DINO recipe, over
-seeds: the tables of docs/parts.md ("Registers that merge", "Registers that break their
-symmetry"), reproduced with the project's tools.
+seeds: the tables of docs/findings.md ("Registers that merge: the compress step", "Registers
+that break their symmetry: cosine logits"), reproduced with the project's tools.
 
     python tools/analysis/compress_study.py --work-dir work_dirs/compress_study
         [--seeds 0 1 2] [--signals probe dino] [--compress attention competition]
@@ -36,13 +36,8 @@ import json
 import os
 
 from rats_mm.analysis.runs import format_stat, grouped_stats
-from rats_mm.files import atomic_write
+from rats_mm.files import write_json
 from rats_mm.runtime.steps import last_checkpoint, run_tool
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` so a kill never leaves half a file."""
-    atomic_write(path, lambda f: f.write(text.encode()))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATS_CONFIG = os.path.join(ROOT, 'configs', 'demo', 'dino_rats_synthetic.py')
@@ -251,7 +246,7 @@ def main(argv=None):
         runs.append({**dict(zip(CELL_KEYS, cell)), 'seed': seed, **figures})
         print(json.dumps({k: v for k, v in runs[-1].items() if k != 'attention_by_block'}),
               flush=True)
-        atomic_write_text(result_file, json.dumps(runs, indent=1))
+        write_json(result_file, runs, indent=1)
     with open(os.path.join(args.work_dir, 'compress_study.md'), 'w') as f:
         f.write(table(runs, floor))
     print(table(runs, floor))

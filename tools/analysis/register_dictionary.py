@@ -9,7 +9,8 @@ names from D/meta.json, when present. Writes O/dictionary.json (entries: which r
 which categories, mean similarity; the entry x category matrix, cross-category proximity, and
 each entry's top images), O/dictionary_heatmap.png and O/entry_XX.png: the K images whose
 register embedding is closest to the entry's centroid, each with that register's cosine
-similarity map over the image.
+similarity map over the image. A model with a [CLS] token (a ViT, with or without
+registers) contributes that token, what its image embedding is read from.
 """
 import os
 
@@ -28,7 +29,9 @@ def parse_args(argv=None):
     p = add_model_args(make_parser(__doc__))
     p.add_argument('--data-root', required=True, help='dataset folder (images/, labels/)')
     p.add_argument('--out-dir', required=True, help='output folder')
-    p.add_argument('--num-entries', type=int, default=None, help='default: N registers')
+    p.add_argument('--num-entries', type=int, default=None,
+                   help='default: N registers (a model with a [CLS] token: the number of '
+                   'categories, or 8)')
     p.add_argument('--max-images', type=int, default=None)
     p.add_argument('--top-k', type=int, default=6, help='images shown per entry')
     p.add_argument('--split', default=None, help='only images under images/SPLIT')

@@ -7,7 +7,9 @@ IMAGES are image files or folders (searched recursively). For each image writes
 D/<stem>_similarity.png (the image, then each register's map over it) and
 D/<stem>_overlay.png (each patch tinted with the colour of its most similar register, with a
 legend). ``cosine``: cosine similarity of each final normed register with every final normed
-patch; ``compress``: the last block's compress attention weights (RATS models only). Any image
+patch (a model with a [CLS] token, a ViT with or without registers: the [CLS] token's one
+map, what its image embedding is read from); ``compress``: the last block's compress
+attention weights (RATS models only). Any image
 size works: it is centre-cropped to a multiple of the patch size (after an optional resize of
 the short side to S).
 """
@@ -34,8 +36,7 @@ def main(argv=None):
     """Write the similarity grid and overlay PNG of every image."""
     args = parse_args(argv)
     model = model_from_args(args)
-    tokens = f'{model.num_registers} registers' if model.num_registers else \
-        '1 [CLS] token (no registers)'
+    tokens = '1 [CLS] token' if model.has_class_token else f'{model.num_registers} registers'
     for item in write_similarity_maps(model, args.images, args.out_dir, args.source, args.size):
         W, H = item['size']
         print(f"{item['image']}: {W}x{H}, {tokens} ({args.source}) -> {item['similarity']}, "

@@ -17,11 +17,12 @@ __all__ = ['collect_registers', 'register_dictionary_report', 'select_images']
 
 
 def collect_registers(model, files, size=None):
-    """Per image: (N, D) registers and (N, L) register-patch cosine maps with their grid."""
+    """Per image: (N, D) registers and (N, L) register-patch cosine maps with their grid
+    (N = 1 for a model with a [CLS] token, that token: ``prefix_tokens``)."""
     regs, sims = [], []
     for path in tqdm(files, desc='registers', unit='image', leave=False, disable=None):
         out = features(model, prepare_image(path, model.patch_size, size))
-        tokens = prefix_tokens(out)                                        # (1, N or 1, D)
+        tokens = prefix_tokens(model, out)                                 # (1, N or 1, D)
         regs.append(tokens[0])
         sim = register_patch_similarity(out['x_norm_patchtokens'], tokens)
         sims.append((sim[0], out['grid_size']))
@@ -97,10 +98,12 @@ def register_dictionary_report(model, data_root, out_dir, num_entries=None, top_
     """Build the register dictionary of a dataset and write its heat map and entry rows.
 
     Args:
-        model (RatsViT): The backbone (eval mode); a plain ViT uses its [CLS] token.
+        model (RatsViT): The backbone (eval mode); a model with a [CLS] token (a ViT, with
+            or without registers) uses that token (``prefix_tokens``).
         data_root (str): Dataset folder (``images/``, optional ``labels/*.txt`` categories).
         out_dir (str): Output folder for ``dictionary_heatmap.png`` and ``entry_NN.png``.
-        num_entries (int | None): Dictionary entries (default: the registers N).
+        num_entries (int | None): Dictionary entries (default: the registers N; for a
+            model with a [CLS] token, the number of categories, or 8 without them).
         top_k (int): Images shown per entry.
         split (str | None): Only images under ``images/SPLIT``.
         max_images (int | None): Keep the first ``max_images``.
@@ -113,7 +116,8 @@ def register_dictionary_report(model, data_root, out_dir, num_entries=None, top_
     """
     files, cats, names, present = select_images(data_root, split, max_images)
     emb, sims = collect_registers(model, files, size)
-    E = num_entries or model.num_registers or len(names or ()) or 8
+    E = num_entries or (0 if model.has_class_token else model.num_registers) or len(
+        names or ()) or 8
     if not 1 <= E <= emb.shape[0] * emb.shape[1]:
         raise ValueError(f'num_entries={E} must lie in [1, {emb.shape[0] * emb.shape[1]}] '
                          f'({emb.shape[0]} images x {emb.shape[1]} registers)')

@@ -48,10 +48,11 @@ def output_stems(files):
 
 
 def _similarity(model, image, source):
-    """(1, N, L) register-patch similarity of one prepared image and its patch grid."""
+    """(1, N, L) register-patch similarity of one prepared image and its patch grid (N = 1
+    for a model with a [CLS] token under ``'cosine'``: ``prefix_tokens``)."""
     out = features(model, image)
     if source == 'cosine':
-        return register_patch_similarity(out['x_norm_patchtokens'], prefix_tokens(out)), \
+        return register_patch_similarity(out['x_norm_patchtokens'], prefix_tokens(model, out)), \
             out['grid_size']
     dev = next(model.parameters()).device
     return model.last_compress_weights(image.to(dev)).float().cpu(), out['grid_size']
@@ -61,7 +62,8 @@ def write_similarity_maps(model, images, out_dir, source='cosine', size=None):
     """Per image, a grid of per-register heat maps and a part overlay, as PNGs.
 
     Args:
-        model (RatsViT): The backbone (eval mode); a plain ViT shows its [CLS] token's map.
+        model (RatsViT): The backbone (eval mode); a model with a [CLS] token (a ViT, with
+            or without registers) shows that token's map (``prefix_tokens``).
         images (Sequence[str]): Image files or folders.
         out_dir (str): Output folder (created).
         source (str): ``'cosine'`` (final registers vs final patches) or ``'compress'`` (the
@@ -90,7 +92,8 @@ def render_similarity_map(model, path, grid_png, overlay_png=None, source='cosin
     :func:`write_similarity_maps` draws for each image.
 
     Args:
-        model (RatsViT): The backbone (eval mode); a plain ViT shows its [CLS] token's map.
+        model (RatsViT): The backbone (eval mode); a model with a [CLS] token (a ViT, with
+            or without registers) shows that token's map (``prefix_tokens``).
         path (str): Image file.
         grid_png (str): PNG of the heat maps.
         overlay_png (str | None): PNG of the overlay (each pixel's most similar register);
@@ -107,5 +110,5 @@ def render_similarity_map(model, path, grid_png, overlay_png=None, source='cosin
     render_similarity_grid(image, similarity_maps(sim, grid, (H, W))[0], grid_png)
     if overlay_png:
         labels = upsample_labels(sim.argmax(dim=1), grid, (H, W))[0]
-        render_part_overlay(image, labels, overlay_png, model.num_registers or 1)
+        render_part_overlay(image, labels, overlay_png, sim.shape[1])
     return {'image': path, 'similarity': grid_png, 'overlay': overlay_png, 'size': (W, H)}

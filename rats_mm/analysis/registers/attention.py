@@ -16,7 +16,8 @@ For each block, from the weights of compress (registers over patches), communica
 - ``broadcast_entropy``: mean entropy of a patch's weights over a head's registers, / ln n.
 
 Registers can only specialise once compress reads distinct places and communicate stops
-averaging them; ``docs/parts.md`` shows these figures for the demo models.
+averaging them. docs/parts.md ("Reading the register diagnostics") says how to read them;
+docs/findings.md gives the measured figures.
 """
 import math
 

@@ -1,7 +1,7 @@
-"""Pretraining data for mmengine: the image folder that skips (and counts) unreadable files
-and the evaluation transform (``rats_mm.data.images``, registered here), the multi-crop
-transform, the multi-crop collate function and the data
-preprocessor that normalises uint8 views on the device."""
+"""The pretraining data pipeline in mmengine's registries: the image folder that skips (and
+counts) unreadable files and the evaluation transform (``rats_mm.data.images``, registered
+here), the multi-crop transform, the multi-crop collate function and the data preprocessor
+that normalises uint8 views on the device."""
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor
