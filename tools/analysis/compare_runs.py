@@ -37,21 +37,25 @@ def main(argv=None):
                         'tables')
     args = p.parse_args(argv)
     if all(os.path.isfile(os.path.join(d, 'summary.json')) for d in args.work_dirs):
-        return _science(args)
+        records = read_science_runs(sorted(args.work_dirs))
+        return _write(args, _science_text(args, records), records)
     result = compare_runs(args.work_dirs)
-    table = runs_table(result, args.metrics)
+    return _write(args, runs_table(result, args.metrics), result)
+
+
+def _write(args, text, figures):
+    """The table to ``--out``, every figure to ``--json``; print both paths."""
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
-        f.write(table)
+        f.write(text)
     if args.json:
-        write_json(args.json, result, indent=1)
-    print(table + f'wrote {args.out}')
-    return result
+        write_json(args.json, figures, indent=1)
+    print(text + f'wrote {args.out}')
+    return figures
 
 
-def _science(args):
+def _science_text(args, records):
     """The tables of tools/science.py run folders (a README with the title and command)."""
-    records = read_science_runs(sorted(args.work_dirs))
     head = [f'# {args.title}', ''] if args.title else []
     if args.command:
         head += ['Produced by (each folder\'s `summary.json` holds its exact settings):', '',
@@ -60,14 +64,7 @@ def _science(args):
              '`summary.json`. k-NN: DINO\'s weighted 20-NN top-1 of `model(x)` on the held-out '
              'objects, at init and at the end of training; gain = end - init; entropies as a '
              'fraction of uniform; mIoU in %.', '']
-    text = '\n'.join(head) + science_tables(records)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        f.write(text)
-    if args.json:
-        write_json(args.json, records, indent=1)
-    print(text + f'wrote {args.out}')
-    return records
+    return '\n'.join(head) + science_tables(records)
 
 
 if __name__ == '__main__':
