@@ -8,9 +8,11 @@ scale").
 
 Imports nothing from OpenMMLab: it runs on a machine with PyTorch, torchvision, timm and the
 scientific stack only. Writes DIR/summary.json (rewritten at every measurement point),
-DIR/backbone_<variant>.pth for each of --variants (rats, rats_competition, rats_cosine, vit;
-read by the analysis tools with configs/science/<variant>_science.py, or for --preset testbed
-and demo with configs/science/*_demo_scale.py plus the variant's options), DIR/curves.png,
+DIR/backbone_<variant>.pth for each of --variants (read by the analysis tools with
+configs/science/<variant>_science.py, or for --preset testbed and demo with
+configs/science/*_demo_scale.py plus the variant's options: a '<variant>_<embedding>' one
+with its base variant's config and global_pool=<embedding>, a --rats-backbone run with those
+arguments too; summary.json's 'configs' names each), DIR/curves.png,
 DIR/views.png, DIR/parts.png, DIR/similarity.png, DIR/similarity_<variant>.png and
 DIR/log.txt.
 """

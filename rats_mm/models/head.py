@@ -57,8 +57,8 @@ class ClassifierMixin:
         check_pool(global_pool, self.num_registers, self.num_heads, self.has_class_token)
 
     def pool(self, x, pool_type=None):
-        """(B, T, D) tokens pooled by ``pool_type`` (None: ``global_pool``): (B, D), or the
-        tokens themselves for ``''``."""
+        """(B, T, D) tokens pooled by ``pool_type`` (None: ``global_pool``): (B, D), (B, N * D)
+        or (B, (N + 1) * D) (``pooled_dim``), or the tokens themselves for ``''``."""
         pool_type = self.global_pool if pool_type is None else pool_type
         if not pool_type:
             return x
@@ -102,6 +102,9 @@ class ClassifierMixin:
         ``global_pool`` unless None."""
         if global_pool is not None:
             self._check_pool(global_pool)
+            if global_pool in REGISTER_POOLS and not isinstance(self.fc_norm, nn.Identity):
+                raise ValueError(f'fc_norm norms a D-wide pooled token: not for '
+                                 f'global_pool={global_pool!r} (every register is normed)')
             self.global_pool = global_pool
         self.num_classes = num_classes
         ref = self.pos_embed

@@ -76,9 +76,11 @@ def _match_classifier(sd, model):
     """Keep the source's ``head`` / ``fc_norm`` tensors only where ``model`` has the same key
     and shape (a backbone without classes, or with other classes, starts its head fresh)."""
     own = {k: v.shape for k, v in model.state_dict().items() if k.startswith(_CLASSIFIER_KEYS)}
-    for k in [k for k in sd if k.startswith(_CLASSIFIER_KEYS)]:
-        if own.get(k) != sd[k].shape:
-            del sd[k]
+    for prefix in _CLASSIFIER_KEYS:  # a layer is kept whole or not at all
+        keys = [k for k in sd if k.startswith(prefix)]
+        if any(own.get(k) != sd[k].shape for k in keys):
+            for k in keys:
+                del sd[k]
 
 
 def detect_source(sd):
@@ -142,7 +144,7 @@ def _adapt_registers(sd, model):
     gen = torch.Generator().manual_seed(0)
     noise = torch.randn(1, want, source.shape[-1], generator=gen, dtype=source.dtype)
     sd['registers'] = source.expand(1, want, -1) + _REGISTER_INIT_NOISE * noise
-    logger.info('registers: %d initialised from the source %s plus noise (std %.2g)', want,
+    logger.warning('registers: %d initialised from the source %s plus noise (std %.2g)', want,
                 'CLS token' if 'cls_token' in sd else 'registers', _REGISTER_INIT_NOISE)
 
 

@@ -1,4 +1,4 @@
-"""The end of a run probes each trained teacher (and its random init) on three features of
+"""The end of a run probes each trained teacher (and its random init) on up to four features of
 the held-out objects: the image embedding the k-NN of ``history`` reads (``backbone(x)``:
 [CLS], for RATS the mean of its registers or the read-out its DINO head reads), the register
 mean where that is not ``backbone(x)``, every final register concatenated, and the mean of the
@@ -19,7 +19,7 @@ FEATURE_KINDS = ('embedding', 'register_mean', 'registers', 'patches')
 
 @torch.no_grad()
 def image_features(backbone, images, size, grayscale, batch_size=256):
-    """The three features of uint8 images (eval mode, in batches, on their device).
+    """The features of uint8 images (eval mode, in batches, on their device).
 
     Args:
         backbone (RatsViT): The model (put in eval mode by the caller).
@@ -31,7 +31,7 @@ def image_features(backbone, images, size, grayscale, batch_size=256):
     Returns:
         dict: ``embedding`` (``model(x)``: (M, D), or the register read-out its
         ``global_pool`` names), ``patches`` (M, D) and, for a model with registers,
-        ``registers`` (M, N * D) and, where ``model(x)`` is not the register mean,
+        ``registers`` (M, N * D; left out where it is the embedding) and, where ``model(x)`` is not the register mean,
         ``register_mean`` (M, D); float32.
     """
     out = {kind: [] for kind in FEATURE_KINDS}
@@ -40,7 +40,7 @@ def image_features(backbone, images, size, grayscale, batch_size=256):
         tokens = backbone.forward_features(views)                             # (B, T, D)
         out['embedding'].append(backbone.forward_head(tokens).float())       # model(x)
         out['patches'].append(backbone.pool(tokens, 'avg').float())          # (B, D)
-        if backbone.num_registers:
+        if backbone.num_registers and backbone.global_pool != 'registers':  # else: embedding
             out['registers'].append(backbone.pool(tokens, 'registers').float())  # (B, N * D)
         if backbone.global_pool != 'token':  # the register mean, where model(x) is not it
             out['register_mean'].append(backbone.pool(tokens, 'token').float())  # (B, D)

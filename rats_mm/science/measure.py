@@ -51,7 +51,8 @@ def embed(backbone, images, size, grayscale, batch_size=512, autocast_dtype=None
     """Image embeddings (``backbone.forward``) of uint8 images, in batches, on their device.
 
     Returns:
-        Tensor: (M, D) float32.
+        Tensor: (M, width) float32, width ``backbone.head_hidden_size`` (D, or a register
+        read-out's).
     """
     out = []
     for start in range(0, images.shape[0], batch_size):

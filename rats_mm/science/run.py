@@ -5,9 +5,10 @@ docs/findings.md, "Emergence at GPU scale").
 
 Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
 a run killed at its time limit still leaves its figures), ``backbone_<variant>.pth`` for
-each trained variant (``rats``, ``rats_competition``, ``rats_cosine``, ``vit``: teacher
-backbones with their compress step and logits recorded, written as soon as each model is
-trained; ``configs/science/`` describes them to the analysis tools), ``curves.png``,
+each trained variant (teacher backbones with their compress step and logits recorded,
+written as soon as each model is trained; ``configs/science/`` describes them to the analysis
+tools, with the read-out as ``global_pool`` and the RATS overrides that the summary's
+``configs`` names), ``curves.png``,
 ``views.png`` (sample multi-crop views), ``parts.png`` (part maps), ``similarity.png`` and
 ``similarity_<variant>.png`` (every register's similarity map on one scene) and ``log.txt``.
 """

@@ -221,7 +221,9 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
 
     Returns:
         TrainResult: The trained model, its measurement points and its figures
-        (``images_seen``, ``images_per_second``, ``steps``, ``step_seconds_probe``,
+        (``images_seen``, ``images_per_second``, ``steps``, ``steps_planned`` (fewer than
+        ``steps_asked``, ``max_steps``, where the time budget cut the schedule),
+        ``step_seconds_probe``,
         ``stopped_early``: why it stopped before its plan, ``diverged``: whether its last
         loss was not finite, ...).
     """
@@ -240,7 +242,7 @@ def train_model(name, backbone_kwargs, images, knn, attention_images, recipe, se
     trainer.record(0, '?')
     total, every, step_seconds = trainer.plan(seconds, max_steps)
     steps, train_seconds, stopped = trainer.train(total, every, seconds)
-    figures = {'steps': steps, 'steps_planned': total,
+    figures = {'steps': steps, 'steps_planned': total, 'steps_asked': max_steps,
                'images_seen': steps * recipe.batch_size, 'step_seconds_probe': step_seconds,
                'images_per_second': steps * recipe.batch_size / max(train_seconds, 1e-9),
                'seconds': round(time.perf_counter() - trainer.start, 1),

@@ -58,16 +58,17 @@ class DINODistillation(nn.Module):
     state dict holds ``student.*``, ``teacher.*`` and ``criterion.*`` (the centre).
 
     Args:
-        backbone (nn.Module): Maps (B, 3, s, s) images to (B, D) embeddings and has an
-            ``embed_dim`` (``RatsViT``: the mean of the registers, or the [CLS] token).
+        backbone (RatsViT): The backbone (no classifier; ``global_pool`` ``'token'`` or the
+            embedding's own pool).
         head (dict | None): :class:`DINOHead` arguments except ``in_dim``.
         loss (dict | None): :class:`DINOLoss` arguments except ``out_dim`` (its
             ``last_stats`` are the last batch's target diagnostics).
         num_global (int): Leading views that the teacher sees (DINO: the 2 global crops).
-        embedding (str): What the head reads: ``'pooled'``, the backbone's image embedding
-            (``forward``: RATS's mean of the registers, a ViT's [CLS]), or ``'registers'``,
-            the final registers concatenated in order (B, N * D), so the loss is no longer
-            symmetric in the registers of a head (a RATS backbone only).
+        embedding (str): What the head reads, one of ``rats_mm.models.embedding.EMBEDDINGS``:
+            ``'pooled'``, the image embedding (RATS's mean of the registers, a ViT's [CLS]),
+            or a register read-out (``'registers'``, every final register concatenated in
+            order, (B, N * D), so the loss is no longer symmetric in the registers of a head;
+            ``'heads'``; ``'registers_avg'``).
         **module_kwargs: Passed on to the next base's ``__init__`` (a subclass that also
             derives from mmengine's ``BaseModel``: ``data_preprocessor``, ``init_cfg``).
     """

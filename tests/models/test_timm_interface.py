@@ -97,6 +97,8 @@ def test_register_pools_refuse_models_they_cannot_read():
                 global_pool='heads')
     with pytest.raises(ValueError, match='fc_norm norms a D-wide pooled token'):
         RatsViT(**TINY, num_registers=6, global_pool='registers', fc_norm=True)
+    with pytest.raises(ValueError, match='fc_norm norms a D-wide pooled token'):
+        RatsViT(**TINY, num_registers=6, global_pool='avg').reset_classifier(5, 'registers')
 
 
 def test_avg_pool_norms_the_patch_mean_like_timm():

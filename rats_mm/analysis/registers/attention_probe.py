@@ -38,7 +38,8 @@ class ProbeSettings:
     Args:
         iters (int): Training iterations.
         embedding (str): What the classifier reads (``rats_mm.models.embedding``):
-            ``'pooled'`` (the image embedding) or ``'registers'`` (every register, RATS only).
+            one of ``EMBEDDINGS``: ``'pooled'`` (the image embedding) or a register read-out
+            (``'registers'``, ``'heads'``, ``'registers_avg'``).
         batch_size (int): Images per iteration.
         lr (float): AdamW learning rate (constant after a linear warm-up of 10 %).
         weight_decay (float): AdamW weight decay, on every parameter (the probe's own

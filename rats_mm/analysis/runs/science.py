@@ -29,7 +29,18 @@ RUN_COLUMNS = (
                                                     'scenes ViT k-means %', 2),
     ('miou_floor_scenes', 'scenes 1 segment %', 2))
 # what, besides the model and the seed, makes two runs the same arm
-ARM_SETTINGS = ('local_crops', 'batch_size', 'base_lr', 'overrides')
+ARM_SETTINGS = ('config', 'recipe', 'local_crops', 'overrides')
+
+
+def _recipe_text(recipe):
+    """The recipe fields a testbed study varies, compactly (the whole recipe is in the
+    run's summary.json)."""
+    momentum = recipe.get('momentum') or (None, None)
+    head = recipe.get('head') or {}
+    return (f"b{recipe.get('batch_size')} lr{recipe.get('base_lr')} "
+            f"T{recipe.get('teacher_temp')} wu{recipe.get('warmup_fraction')} "
+            f"m{momentum[0]}-{momentum[1]} K{head.get('out_dim')}"
+            + ('' if recipe.get('centering', 'centering') == 'centering' else ' SK'))
 
 
 def _width(summary, name, embedding):
@@ -67,21 +78,26 @@ def _model_record(folder, summary, name):
     recipe = summary.get('recipe', {})
     overrides = {**summary.get('backbone_overrides', {}),
                  **(summary.get('rats_overrides', {}) if is_rats else {})}
+    config = os.path.basename((summary.get('configs') or {}).get(name, '').split(' with ')[0])
     record = dict(
         run=os.path.basename(os.path.normpath(folder)), model=name, embedding=embedding,
         seed=summary.get('seed'), local_crops=recipe.get('local_crops_number'),
-        batch_size=recipe.get('batch_size'), base_lr=recipe.get('base_lr'),
         overrides=', '.join(f'{k}={v}' for k, v in sorted(overrides.items())) or '-',
+        config=config or '-', recipe=_recipe_text(recipe),
         steps=f"{train.get('steps')}/{train.get('steps_planned')}",
         full=bool(train) and not train.get('stopped_early')
-        and train.get('steps') == train.get('steps_planned'),
+        and train.get('steps') == train.get('steps_planned')
+        and train.get('steps_planned') >= (train.get('steps_asked') or 0),
         width=_width(summary, name, embedding),
         knn_init=first.get('knn_top1'), knn_end=last.get('knn_top1'),
         knn_student=last.get('knn_top1_student'),
         linear_init=probe_init.get('linear_top1', {}).get('embedding'),
         linear_end=probe.get('linear_top1', {}).get('embedding'),
-        knn_register_mean=knn_probe.get('register_mean'),
-        knn_registers=knn_probe.get('registers'), knn_patches=knn_probe.get('patches'),
+        knn_register_mean=knn_probe.get('register_mean', knn_probe.get('embedding')
+                                        if is_rats and embedding == 'pooled' else None),
+        knn_registers=knn_probe.get('registers', knn_probe.get('embedding')
+                                    if embedding == 'registers' else None),
+        knn_patches=knn_probe.get('patches'),
         loss=last.get('loss'), teacher_entropy=last.get('teacher_entropy_ratio'),
         within_head=last.get('register_within_head_similarity'),
         compress=last.get('register_last_block_compress_entropy'),
@@ -99,8 +115,6 @@ def _model_record(folder, summary, name):
         miou_floor_scenes=_percent(summary.get('part_miou_single_segment_scenes')))
     if record['knn_init'] is not None and record['knn_end'] is not None:
         record['knn_gain'] = record['knn_end'] - record['knn_init']
-    if not is_rats and knn_probe.get('embedding') is not None:
-        record['knn_register_mean'] = None  # a ViT's embedding is its [CLS]
     return record
 
 
@@ -143,23 +157,24 @@ def science_tables(records):
         the grouped table.
     """
     titles = [title for _, title, _ in RUN_COLUMNS]
-    lines = ['| run | model | embedding | seed | crops | settings | steps | '
-             + ' | '.join(titles) + ' |', '| --- ' * (len(titles) + 7) + '|']
+    lines = ['| run | model | embedding | seed | crops | recipe | settings | steps | '
+             + ' | '.join(titles) + ' |', '| --- ' * (len(titles) + 8) + '|']
     for r in records:
         steps = r['steps'] + ('' if r['full'] else ' (cut)')
         lines.append(f"| {r['run']} | {r['model']} | {r['embedding']} | {r['seed']} | "
-                     f"{r['local_crops']} | {r['overrides']} | {steps} | " + ' | '.join(
+                     f"{r['local_crops']} | {r['recipe']} | {r['overrides']} | {steps} | "
+                     + ' | '.join(
                          _cell(r.get(k), d) for k, _, d in RUN_COLUMNS) + ' |')
     keys = ('model', 'embedding', *ARM_SETTINGS)
     metrics = [k for k, _, _ in RUN_COLUMNS]
     digits = {k: d for k, _, d in RUN_COLUMNS}
-    lines += ['', '| model | embedding | crops | settings | runs | '
-              + ' | '.join(titles) + ' |', '| --- ' * (len(titles) + 5) + '|']
+    lines += ['', '| model | embedding | crops | recipe | settings | runs | '
+              + ' | '.join(titles) + ' |', '| --- ' * (len(titles) + 6) + '|']
     for group, count, stats in grouped_stats([r for r in records if r['full']], keys,
                                              metrics):
         arm = dict(zip(keys, group))
         lines.append(f"| {arm['model']} | {arm['embedding']} | {arm['local_crops']} | "
-                     f"{arm['overrides']} | {count} | " + ' | '.join(
+                     f"{arm['recipe']} | {arm['overrides']} | {count} | " + ' | '.join(
                          format_stat(stats.get(m), max(digits[m], 1)).replace(' (n=', ' (')
                          if stats.get(m) else '-' for m in metrics) + ' |')
     return '\n'.join(lines) + '\n'
