@@ -43,8 +43,10 @@ class DINOPretrainer(DINODistillation, BaseModel):
         compile_backbone (bool): ``torch.compile`` the student and teacher backbones in place
             (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
             crop size, no graph break).
-        embedding (str): What the heads read: ``'pooled'`` (the image embedding) or
-            ``'registers'`` (every register concatenated, RATS only).
+        embedding (str): What the heads read (``rats_mm.models.embedding.EMBEDDINGS``):
+            ``'pooled'`` (the image embedding) or a register read-out (``'registers'``,
+            ``'heads'``, ``'registers_avg'``); with the backbone's ``global_pool`` set to the
+            same read-out, ``model(x)`` and the k-NN monitor read it too.
         num_global (int): Leading views the teacher sees (DINO: the 2 global crops).
     """
 

@@ -175,3 +175,22 @@ def test_the_pretraining_config_spells_out_the_no_decay_names():
                                          recursive=True)
               if path != runtime and 'custom_keys' in open(path).read()]
     assert others == []
+
+
+def test_the_read_out_config_feeds_every_register_to_the_heads_and_the_monitor():
+    """configs/demo/dino_rats_cosine_registers_synthetic.py: cosine logits, the DINO heads
+    read the N x D registers and the teacher's model(x), which the k-NN monitor reads, is the
+    same read-out."""
+    import torch
+    args = train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', 'demo', 'dino_rats_cosine_registers_synthetic.py')])
+    model = MODELS.build(settle_run_config(args).model)
+    backbone = model.teacher['backbone']
+    width = backbone.num_registers * backbone.embed_dim
+    assert (backbone.logits, model.embedding) == ('cosine', 'registers')
+    assert model.student['head'].mlp[0].in_features == width
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x, mode='tensor')
+        registers = backbone.forward_tokens(x)['x_norm_regtokens']
+    torch.testing.assert_close(out, registers.flatten(1))
