@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..models.embedding import EMBEDDINGS, embed, embedding_dim
+from ..models.embedding import embed, embedding_dim
 from .head import DINOHead, cancel_last_layer_gradients, clip_gradients_per_parameter
 from .loss import DINOLoss
 from .teacher import build_teacher, update_teacher
@@ -72,8 +72,6 @@ class DINODistillation(nn.Module):
         **module_kwargs: Passed on to the next base's ``__init__`` (a subclass that also
             derives from mmengine's ``BaseModel``: ``data_preprocessor``, ``init_cfg``).
     """
-
-    EMBEDDINGS = EMBEDDINGS
 
     def __init__(self, backbone, head=None, loss=None, num_global=2, embedding='pooled',
                  **module_kwargs):

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ...models.embedding import EMBEDDINGS, check_embedding, embed
+from ...models.embedding import check_embedding, embed
 
 __all__ = ['FrozenEmbedding', 'dist_info', 'extract_features']
 
