@@ -64,7 +64,7 @@ def _science_text(args, records):
              '`summary.json`. k-NN: DINO\'s weighted 20-NN top-1 of `model(x)` on the held-out '
              'objects, at init and at the end of training; gain = end - init; entropies as a '
              'fraction of uniform; mIoU in %.', '']
-    return '\n'.join(head) + science_tables(records)
+    return '\n'.join(head) + '\n' + science_tables(records)
 
 
 if __name__ == '__main__':
