@@ -25,7 +25,8 @@ import torch
 
 from rats_mm.models.embedding import EMBEDDINGS
 from rats_mm.science import run_science
-from rats_mm.science.run import DEFAULT_VARIANTS, PRESET_DEFAULTS, PRESETS, VARIANTS
+from rats_mm.science.presets import PRESET_DEFAULTS, PRESETS
+from rats_mm.science.variants import DEFAULT_VARIANTS, VARIANTS
 from rats_mm.science.recipe import RATS_CONFIG, VIT_CONFIG, Recipe
 
 

@@ -25,7 +25,7 @@ import torch
 from ..analysis.parts.part_eval import single_segment_miou
 from ..files import write_json
 from ..models import RatsViT, enable_tf32
-from ..models.embedding import EMBEDDINGS, embedding_dim, embedding_of, embedding_pool
+from ..models.embedding import embedding_dim, embedding_of
 from ..models.weights import backbone_options, save_backbone
 from ..ssl.collapse import early_signs
 from ..ssl.device_multicrop import DeviceMultiCrop
@@ -33,17 +33,17 @@ from .rendering import prepare_eval_sets, render_training_images
 from .evaluate import evaluate_part_maps, evaluate_pretrained, evaluate_similarity_maps
 from .figures import render_curves, render_views
 from .measure import KNNSet, eval_view_of
-from .recipe import (RATS_CONFIG, VIT_CONFIG, Recipe, backbone_config,
-                     train_flops_per_image)
+from .recipe import RATS_CONFIG, VIT_CONFIG, Recipe, train_flops_per_image  # noqa: F401
 from .end_probes import probe_teachers
 from .presets import (PRESET_DEFAULTS, PRESETS, demo_recipe, smoke_recipe,  # noqa: F401
                       testbed_recipe)
 from .train import train_model
+from .variants import (DEFAULT_VARIANTS, RATS_VARIANT_OPTIONS, READOUT_VARIANTS,  # noqa: F401
+                       VARIANTS, display_name, preset_settings, variant_configs)
 
 __all__ = ['ASSUMED_TFLOPS', 'DEFAULT_VARIANTS', 'PRESETS', 'PRESET_DEFAULTS', 'READOUT_VARIANTS',
            'SUMMARY_KEYS', 'VARIANTS', 'demo_recipe', 'display_name', 'preset_settings',
-           'run_science',
-           'smoke_recipe', 'testbed_recipe']
+           'run_science', 'smoke_recipe', 'testbed_recipe']
 
 # A sustained bf16 rate of one H200 (its measured peak is about 790): the summary's
 # expected_images_at_250_tflops_<variant> is what a model's FLOPs would allow at this rate.
@@ -55,36 +55,6 @@ SUMMARY_KEYS = (
     'register_last_block_communicate_entropy', 'register_within_head_similarity',
     'registers_in_use', 'part_miou_rats_competition',
     'register_within_head_similarity_rats_competition')
-
-
-DISPLAY_NAMES = {'rats': 'RATS', 'rats_competition': 'RATS competition',
-                 'rats_cosine': 'RATS cosine', 'rats_competition_cosine': 'RATS comp. + cosine',
-                 'vit': 'ViT'}
-
-
-def display_name(variant):
-    """A variant's name in figures: 'RATS cosine', 'RATS cosine, registers read'."""
-    if variant in READOUT_VARIANTS:
-        base, embedding = READOUT_VARIANTS[variant]
-        return f'{DISPLAY_NAMES[base]}, {embedding} read'
-    return DISPLAY_NAMES[variant]
-# The RATS variants: the RATS config with these register-attention options (for the default
-# config, configs/science/<variant>_science.py, which the analysis tools read; a test keeps
-# them equal).
-RATS_VARIANT_OPTIONS = {'rats': {}, 'rats_competition': {'compress': 'competition'},
-                        'rats_cosine': {'logits': 'cosine'},
-                        'rats_competition_cosine': {'compress': 'competition',
-                                                    'logits': 'cosine'}}
-# Each of them whose DINO head reads a register read-out instead of the register mean:
-# '<variant>_<embedding>' (e.g. 'rats_cosine_registers'), its backbone built with that
-# embedding as global_pool so that model(x), and the k-NN of its history, read what its head
-# reads (rats_mm.models.embedding; the same backbone config file).
-READOUT_VARIANTS = {f'{base}_{embedding}': (base, embedding)
-                    for base in RATS_VARIANT_OPTIONS for embedding in EMBEDDINGS[1:]}
-# The variants a run can train, in training order (the RATS variants, then the ViT config),
-# and those it trains unless told otherwise.
-VARIANTS = (*RATS_VARIANT_OPTIONS, *READOUT_VARIANTS, 'vit')
-DEFAULT_VARIANTS = ('rats', 'rats_competition', 'vit')
 
 
 class Run:
@@ -267,7 +237,7 @@ def run_science(out_dir, minutes=None, device='cuda', preset='gpu', seed=0, cach
     minutes, variants, rats_config, vit_config, max_steps = preset_settings(
         preset, minutes, variants, rats_config, vit_config, max_steps)
     recipe = _resolve_recipe(recipe, preset, overrides)
-    configs, described = _variant_configs(
+    configs, described = variant_configs(
         rats_config, vit_config, backbone_overrides, rats_overrides, recipe.embedding)
     seconds_per_model = 60.0 * minutes / len(variants)
     run = _start_run(out_dir, device, recipe, dict(
@@ -286,24 +256,6 @@ def run_science(out_dir, minutes=None, device='cuda', preset='gpu', seed=0, cach
         _final_evaluation(run, trained, configs, sets, recipe, seed, knn)
     run.log('summary: ' + json.dumps({k: run.summary.get(k) for k in SUMMARY_KEYS}))
     return run.summary
-
-
-def preset_settings(preset, minutes=None, variants=None, rats_config=None, vit_config=None,
-                    max_steps=None):
-    """What a run takes from its preset where the caller gave None (``PRESET_DEFAULTS``).
-
-    Returns:
-        tuple: minutes (all variants together; 7 without a preset's, 0.5 for ``'smoke'``),
-        the variants in training order, the RATS and ViT configs, and the cap on each
-        model's steps (None: none).
-    """
-    defaults = PRESET_DEFAULTS.get(preset, {})
-    minutes = minutes or defaults.get('minutes', 0.5 if preset == 'smoke' else 7.0)
-    chosen = _check_variants(variants or defaults.get('variants', DEFAULT_VARIANTS))
-    return (minutes, [v for v in VARIANTS if v in chosen],
-            rats_config or defaults.get('rats_config', RATS_CONFIG),
-            vit_config or defaults.get('vit_config', VIT_CONFIG),
-            max_steps or defaults.get('max_steps'))
 
 
 def _start_run(out_dir, device, recipe, settings):
@@ -358,39 +310,6 @@ def _train_variants(run, variants, configs, data, recipe, options):
     return trained
 
 
-def _variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overrides=None,
-                     embedding='pooled'):
-    """The backbone of every variant: the RATS config with each variant's register-attention
-    options and ``rats_overrides``, its head's read-out as ``global_pool`` (the variant's,
-    else ``embedding``), and the ViT config; each with ``backbone_overrides`` (checked by
-    building the RATS and the ViT).
-
-    Returns:
-        tuple[dict, dict]: ``{variant: RatsViT kwargs}`` and ``{variant: description}`` (the
-        config file and the options applied to it, for the summary).
-    """
-    backbone_overrides = backbone_overrides or {}
-    rats = {**backbone_config(rats_config), **(rats_overrides or {})}
-    options = {name: {**o, 'global_pool': embedding_pool(embedding)}
-               for name, o in RATS_VARIANT_OPTIONS.items()}
-    options.update({name: {**RATS_VARIANT_OPTIONS[base], 'global_pool': embedding_pool(e)}
-                    for name, (base, e) in READOUT_VARIANTS.items()})
-    configs = {name: {**rats, **o, **backbone_overrides} for name, o in options.items()}
-    configs['vit'] = {**backbone_config(vit_config), **backbone_overrides}
-    for name in ('rats', 'vit'):
-        try:
-            RatsViT(**configs[name])
-        except (TypeError, ValueError) as e:
-            given = f'backbone overrides {backbone_overrides}' + (
-                f', RATS overrides {rats_overrides}' if rats_overrides else '')
-            raise ValueError(f'{given}: {name}: {e}') from None
-    described = {name: rats_config + ''.join(f' with {k}={v!r}' for k, v in
-                                              {**(rats_overrides or {}), **o}.items())
-                 for name, o in options.items()}
-    described['vit'] = vit_config
-    return configs, described
-
-
 def _views_and_chance(run, recipe, images, knn, rats_kwargs, seed):
     """``views.png`` (the multi-crop views of the first images) and the k-NN top-1 of the
     RATS at its init (``knn_top1_random_init``, the chance level to beat)."""
@@ -434,14 +353,6 @@ def _setup_device(device):
         if not enable_tf32():
             raise RuntimeError('--device cuda: no CUDA device is visible; use --device cpu')
     return device
-
-
-def _check_variants(variants):
-    """``variants`` if it names only known variants, at least one."""
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown or not variants:
-        raise ValueError(f'variants={list(variants)}: choose from {", ".join(VARIANTS)}')
-    return variants
 
 
 def _resolve_recipe(recipe, preset, overrides):

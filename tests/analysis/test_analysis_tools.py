@@ -3,86 +3,19 @@ rats_mm.runtime.backbones) on tiny models: a RATS and a plain ViT saved as expor
 backbones, described by a pretraining-style and a downstream-style config, run on the
 synthetic set and on a generic-layout folder made here (odd image sizes, part ids up to
 254)."""
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from analysis_tool_support import (REPO, RATS, TINY, VIT, fails, png_size, run_tool,
+                                   tool_module)
 from rats_mm.analysis.io import prepare_image, prepare_labels
 from rats_mm.runtime.backbones import backbone_from_config, backbone_kwargs, load_backbone
 from rats_mm.models import RatsViT
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = os.path.join(REPO, 'tools', 'analysis')
-TINY = dict(img_size=32, patch_size=8, embed_dim=24, depth=2, num_heads=2)
-RATS = dict(TINY, num_registers=4, attn_mode='rats', class_token=False)
-VIT = dict(TINY, num_registers=0, attn_mode='full', class_token=True)
-
-
-@pytest.fixture(scope='module')
-def assets(tmp_path_factory):
-    """Configs, exported checkpoints and a generic-layout part folder in a tmp dir."""
-    root = tmp_path_factory.mktemp('tools')
-    torch.manual_seed(0)
-    (root / 'rats.py').write_text(f'model = dict(backbone={RATS!r})\n')
-    (root / 'vit.py').write_text(  # downstream style: wrapper keys around the ViT arguments
-        "model = dict(type='EncoderDecoder', backbone=dict(type='RatsViT', out_indices=(0, 1), "
-        "norm_maps=True, frozen_stages=-1, init_cfg=dict(type='Pretrained', "
-        f"checkpoint='nowhere.pth'), **{VIT!r}))\n")
-    torch.save(RatsViT(**RATS).state_dict(), root / 'rats.pth')
-    torch.save(RatsViT(**VIT).state_dict(), root / 'vit.pth')
-    torch.save(RatsViT(**dict(VIT, embed_dim=32)).state_dict(), root / 'wide.pth')
-    rng = np.random.default_rng(0)
-    for rel, (h, w) in {'a.png': (50, 70), 'b.jpg': (61, 45), 'sub/c.png': (40, 40)}.items():
-        image, parts = root / 'generic' / 'images' / rel, root / 'generic' / 'parts' / rel
-        image.parent.mkdir(parents=True, exist_ok=True)
-        parts.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(image)
-        mask = np.zeros((h, w), np.uint8)
-        mask[h // 3:, : w // 2], mask[: h // 4] = 3, 254
-        mask[-2:] = 255
-        Image.fromarray(mask).save(parts.with_suffix('.png'))
-    return root
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight a busy machine's cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_tool(name, *args, ok=True):
-    """Run tools/analysis/<name>.py in a subprocess from the repo root."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    proc = subprocess.run([sys.executable, os.path.join(TOOLS, name), *map(str, args)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
-    return proc
-
-
-def tool_module(name):
-    """Import a tool by file path (for the fast in-process error checks)."""
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', os.path.join(TOOLS, name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def fails(name, argv):
-    """Run a tool's main in process; return the error message it exits with."""
-    module = tool_module(name)
-    with pytest.raises(SystemExit) as info:
-        module.run_cli(module.main, [str(a) for a in argv])
-    return str(info.value.code)
 
 
 # ----------------------------------------------------------------------------- backbone_io
@@ -131,12 +64,6 @@ def test_prepare_image_and_labels_align():
 
 
 # ----------------------------------------------------------------------------- the CLIs
-
-def png_size(path):
-    with Image.open(path) as im:
-        assert im.format == 'PNG'
-        return im.size
-
 
 def grid_png_size(height, width, panels):
     """Pixel size of a heat-map grid of one row: 2 x 2 inch panels (the height scaled by the
@@ -268,108 +195,6 @@ def test_mismatched_checkpoint_exits_with_message(assets):
     msg = fails('part_eval.py', [assets / 'vit.py', assets / 'wide.pth', '--data-root',
                                  assets / 'generic', '--method', 'kmeans'])
     assert msg.startswith('error: checkpoint ') and 'wide.pth does not fit the backbone' in msg
-
-
-def test_register_dictionary_cli(assets, synthetic_root, tmp_path, drawn_colours):
-    run_tool('register_dictionary.py', assets / 'rats.py', assets / 'rats.pth', '--data-root',
-             synthetic_root, '--out-dir', tmp_path, '--num-entries', 3, '--top-k', 2)
-    result = json.loads((tmp_path / 'dictionary.json').read_text())
-    assert len(result['entries']) == 3 and result['num_images'] == 16
-    assert (result['num_registers'], result['num_entries']) == (4, 3)
-    # every image's category from the label files; names: meta.json's, index + 1 = id
-    category_of = {}
-    for split in ('training', 'validation'):
-        with open(os.path.join(synthetic_root, 'labels', f'{split}.txt')) as f:
-            for line in f:
-                rel, cid = line.split()
-                category_of[os.path.join(synthetic_root, rel)] = int(cid)
-    meta = json.loads(open(os.path.join(synthetic_root, 'meta.json')).read())
-    present = sorted(set(category_of.values()))
-    assert result['category_ids'] == present
-    assert result['category_names'] == [meta['categories'][c - 1] for c in present]
-    assert sorted(map(os.path.abspath, result['images'])) == sorted(category_of)
-    # the entries' counts are those of the per-image, per-register entry labels it wrote
-    labels = np.array(result['register_entries'])                               # (16, 4)
-    assert labels.shape == (16, 4) and set(np.unique(labels)) <= {0, 1, 2}
-    column = np.array([present.index(category_of[os.path.abspath(p)])
-                       for p in result['images']])                            # (16,)
-    counts = np.zeros((3, len(present)), np.int64)
-    for e, entry in enumerate(result['entries']):
-        assert entry['id'] == e and entry['size'] == int((labels == e).sum())
-        registers = {str(r): int((labels[:, r] == e).sum()) for r in range(4)}
-        assert entry['registers'] == {r: n for r, n in registers.items() if n}
-        for c in range(len(present)):
-            counts[e, c] = int((labels[column == c] == e).sum())
-        assert entry['categories'] == {str(c): int(n) for c, n in enumerate(counts[e]) if n}
-        # up to --top-k distinct images with a register in the entry
-        assert len(entry['top_images']) == min(2, int((labels == e).any(axis=1).sum()))
-        assert len({top['path'] for top in entry['top_images']}) == len(entry['top_images'])
-        for top in entry['top_images']:  # each shown image's register is in this entry
-            assert labels[result['images'].index(top['path']), top['register']] == e
-        cosines = [top['cosine'] for top in entry['top_images']]  # closest first
-        assert cosines == sorted(cosines, reverse=True)
-    assert result['entry_category_counts'] == counts.tolist()
-    assert sum(e['size'] for e in result['entries']) == 16 * 4
-    for name in ('dictionary_heatmap.png', 'entry_00.png', 'entry_01.png', 'entry_02.png'):
-        assert drawn_colours(tmp_path / name) > 100, name
-
-
-def test_register_dictionary_without_labels(assets, tmp_path, one_thread):
-    module = tool_module('register_dictionary.py')
-    module.main([str(assets / 'rats.py'), str(assets / 'rats.pth'), '--data-root',
-                 str(assets / 'generic'), '--out-dir', str(tmp_path)])
-    result = json.loads((tmp_path / 'dictionary.json').read_text())
-    assert result['category_names'] is None and result['num_entries'] == 4
-    # a plain ViT: one [CLS] embedding per image, clustered into entries
-    module.main([str(assets / 'vit.py'), str(assets / 'vit.pth'), '--data-root',
-                 str(assets / 'generic'), '--out-dir', str(tmp_path / 'vit'),
-                 '--num-entries', '2'])
-    result = json.loads((tmp_path / 'vit' / 'dictionary.json').read_text())
-    assert result['num_registers'] == 0 and len(result['entries']) == 2
-
-
-def test_token_norms_cli(assets, tmp_path, one_thread, drawn_colours):
-    run_tool('token_norms.py', assets / 'rats.py', assets / 'rats.pth', assets / 'vit.py',
-             assets / 'vit.pth', '--data-root', assets / 'generic', '--out-dir', tmp_path)
-    result = json.loads((tmp_path / 'token_norms.json').read_text())
-    assert sorted(result) == ['rats', 'vit']
-    # the norms recomputed here: each block's output (forward hooks), patch tokens only (after
-    # the 4 registers, or the [CLS] token), raw residual stream, over the 3 generic images
-    # (48 x 64, 56 x 40, 40 x 40 after cropping: 48 + 35 + 25 = 108 patches)
-    images = [assets / 'generic' / 'images' / rel for rel in ('a.png', 'b.jpg', 'sub/c.png')]
-    for label, kwargs, prefix in (('rats', RATS, 4), ('vit', VIT, 1)):
-        r = result[label]
-        assert (r['num_registers'], r['class_token'], r['num_images']) == (
-            kwargs['num_registers'], kwargs['class_token'], 3)
-        model = RatsViT(**kwargs).eval()
-        model.load_state_dict(torch.load(assets / f'{label}.pth'))
-        outputs = []
-        hooks = [blk.register_forward_hook(lambda m, i, o: outputs.append(o))
-                 for blk in model.blocks]
-        norms = [[] for _ in model.blocks]
-        with torch.no_grad():
-            for path in images:
-                outputs.clear()
-                model.forward_features(prepare_image(str(path), 8))
-                for layer, out in enumerate(outputs):
-                    norms[layer].append(out[0, prefix:].norm(dim=-1).double().numpy())
-        for hook in hooks:
-            hook.remove()
-        assert len(r['layers']) == TINY['depth'] == len(norms)
-        for stats, layer_norms in zip(r['layers'], norms):
-            n = np.concatenate(layer_norms)
-            assert stats['num_tokens'] == n.size == 108
-            for key, value in (('mean', n.mean()), ('median', np.median(n)), ('max', n.max())):
-                assert stats[key] == pytest.approx(value, rel=1e-4), (label, key)
-            assert stats['threshold'] == pytest.approx(2 * np.median(n), rel=1e-4)
-            assert stats['num_outliers'] == int((n > 2 * np.median(n)).sum())
-            assert stats['outlier_fraction'] == stats['num_outliers'] / 108
-            assert sum(stats['hist']) == 108
-        assert drawn_colours(tmp_path / f'norms_{label}.png') > 100
-    assert png_size(tmp_path / 'outlier_fraction.png') == (500, 320)
-    with pytest.raises(SystemExit):
-        tool_module('token_norms.py').parse_args([str(assets / 'rats.py'), '--data-root',
-                                                   'x', '--out-dir', 'y'])
 
 
 def test_part_eval_broadcast_assignment_matches_the_model(assets, tmp_path, one_thread):

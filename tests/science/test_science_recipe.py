@@ -19,7 +19,7 @@ from rats_mm.ssl.schedules import cosine_schedule
 def test_science_configs_are_the_models_the_analysis_tools_build():
     """The plain-Python read equals mmengine's (what part_eval.py uses), for both configs."""
     from rats_mm.runtime.backbones import backbone_kwargs
-    from rats_mm.science.run import RATS_VARIANT_OPTIONS
+    from rats_mm.science.variants import RATS_VARIANT_OPTIONS
     variant_configs = {name: RATS_CONFIG.replace('rats_science', f'{name}_science')
                        for name in RATS_VARIANT_OPTIONS}
     for path in (VIT_CONFIG, *variant_configs.values()):
@@ -145,7 +145,7 @@ def _science_tool():
 
 
 def test_testbed_preset_defaults_and_command_line_overrides():
-    from rats_mm.science.run import preset_settings
+    from rats_mm.science.variants import preset_settings
     tool = _science_tool()
     args = tool['parse_args'](['--preset', 'testbed', '--out', 'o', '--set', 'teacher_temp=0.02',
                                '--set', 'global_crops_scale=(0.5, 1.0)', '--base-lr', '1e-3',
@@ -184,10 +184,10 @@ def test_command_line_recipe_fields_are_checked(capsys):
 
 def test_readout_variants_build_their_embedding_as_global_pool():
     from rats_mm.science.recipe import head_embedding
-    from rats_mm.science.run import READOUT_VARIANTS, VARIANTS, _variant_configs
+    from rats_mm.science.variants import READOUT_VARIANTS, VARIANTS, variant_configs
     assert READOUT_VARIANTS['rats_cosine_registers'] == ('rats_cosine', 'registers')
     assert {'rats_heads', 'rats_registers_avg', 'rats_cosine_registers'} <= set(VARIANTS)
-    configs, described = _variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='pooled')
+    configs, described = variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='pooled')
     assert configs['rats_cosine_registers']['global_pool'] == 'registers'
     assert configs['rats_cosine_registers']['logits'] == 'cosine'
     assert configs['rats']['global_pool'] == 'token' and 'global_pool' not in configs['vit']
@@ -196,28 +196,28 @@ def test_readout_variants_build_their_embedding_as_global_pool():
     assert head_embedding(rats) == 'registers'
     assert rats(torch.zeros(1, 3, 64, 64)).shape == (1, rats.num_registers * rats.embed_dim)
     # --embedding reaches the variants without their own read-out, never the ViT
-    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='heads')
+    configs, _ = variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='heads')
     assert configs['rats']['global_pool'] == 'heads'
     assert configs['rats_registers']['global_pool'] == 'registers'
     assert head_embedding(RatsViT(**configs['vit'])) == 'pooled'
 
 
 def test_rats_overrides_reach_the_rats_variants_only():
-    from rats_mm.science.run import _variant_configs
-    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 48})
+    from rats_mm.science.variants import variant_configs
+    configs, _ = variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 48})
     assert all(cfg['num_registers'] == 48 for name, cfg in configs.items() if name != 'vit')
     assert configs['vit']['num_registers'] == backbone_config(VIT_CONFIG)['num_registers']
     with pytest.raises(ValueError, match=r"RATS overrides \{'num_registers': 25\}: rats:"):
-        _variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 25})
+        variant_configs(RATS_CONFIG, VIT_CONFIG, rats_overrides={'num_registers': 25})
 
 
 def test_backbone_overrides_reach_every_variant_and_are_checked():
-    from rats_mm.science.run import _variant_configs
-    configs, _ = _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_values': 0.1})
+    from rats_mm.science.variants import variant_configs
+    configs, _ = variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_values': 0.1})
     assert all(cfg['init_values'] == 0.1 for cfg in configs.values())
     assert configs['rats_cosine']['logits'] == 'cosine'
     with pytest.raises(ValueError, match=r"backbone overrides \{'init_valu': 0.1\}: rats:"):
-        _variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_valu': 0.1})
+        variant_configs(RATS_CONFIG, VIT_CONFIG, {'init_valu': 0.1})
 
 
 def test_testbed_recipe_is_the_gpu_recipe_where_two_cores_allow():
