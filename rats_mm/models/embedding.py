@@ -48,9 +48,6 @@ def check_embedding(model, embedding):
                          f'num_classes={classes}, global_pool={model_pool!r})')
     check_pool(pool, getattr(model, 'num_registers', 0), model.num_heads,
                getattr(model, 'has_class_token', False))
-    if embedding == 'registers' and getattr(model, 'has_class_token', False):
-        raise ValueError("embedding='registers' needs a backbone with registers and no [CLS] "
-                         'token (RATS)')
 
 
 def embedding_dim(model, embedding):

@@ -24,6 +24,11 @@ _REGISTER_INIT_NOISE = 0.02
 # backbone saved before an option existed was trained with its default).
 BACKBONE_META_KEY = 'rats_mm_backbone'
 BACKBONE_OPTIONS = {'compress': 'attention', 'logits': 'dot'}
+# Also recorded, without a default (a backbone saved before they were recorded says nothing):
+# what model(x) returns and how many registers were trained. Weights load into a model with
+# others (registers are adapted, the pool reads the same tokens); load_backbone builds the
+# recorded ones.
+BACKBONE_READOUT = ('global_pool', 'num_registers')
 
 
 def unwrap_state_dict(checkpoint):
@@ -286,10 +291,13 @@ def backbone_options(model):
         model (RatsViT): A backbone.
 
     Returns:
-        dict: ``compress`` (the register attention's compress step) and ``logits`` (its
-        logits, ``'dot'`` or ``'cosine'``).
+        dict: ``compress`` (the register attention's compress step), ``logits`` (its
+        logits, ``'dot'`` or ``'cosine'``), ``global_pool`` (what ``model(x)`` returns) and
+        ``num_registers``.
     """
-    return {key: getattr(model, key, default) for key, default in BACKBONE_OPTIONS.items()}
+    options = {key: getattr(model, key, default) for key, default in BACKBONE_OPTIONS.items()}
+    options.update({key: getattr(model, key) for key in BACKBONE_READOUT if hasattr(model, key)})
+    return options
 
 
 def save_backbone(weights, path, options):
@@ -335,7 +343,8 @@ def check_backbone_options(model, checkpoint, name='<state dict>'):
     """
     recorded = recorded_backbone_options(checkpoint)
     own = backbone_options(model)
-    for key, value in own.items():
+    for key in BACKBONE_OPTIONS:
+        value = own[key]
         if recorded.get(key, value) != value:
             raise ValueError(f"{name}: weights trained with {key}={recorded[key]!r}, the model "
                              f"has {key}={value!r}; build it with {key}={recorded[key]!r} "

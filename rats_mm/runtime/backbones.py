@@ -13,8 +13,8 @@ from mmengine.config import Config
 
 from ..models import RatsViT, load_pretrained
 from ..models.head import CLASSIFIER_ARGS
-from ..models.weights import (BACKBONE_OPTIONS, extract_backbone, load_checkpoint_file,
-                              recorded_backbone_options, save_backbone)
+from ..models.weights import (BACKBONE_OPTIONS, BACKBONE_READOUT, extract_backbone,
+                              load_checkpoint_file, recorded_backbone_options, save_backbone)
 
 __all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_backbone',
            'load_backbone', 'read_config', 'model_from_args']
@@ -25,6 +25,9 @@ WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg',
 # a backbone has no classifier and is placed by its runner
 _VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters) - {*CLASSIFIER_ARGS, 'device',
                                                                  'dtype'}
+# every option a saved backbone records, at RatsViT's defaults
+_RECORDED_DEFAULTS = {**BACKBONE_OPTIONS, **{
+    key: inspect.signature(RatsViT).parameters[key].default for key in BACKBONE_READOUT}}
 
 
 def read_config(config):
@@ -85,12 +88,13 @@ def _options_of_run(checkpoint):
     if not isinstance(text, str):
         return {}
     backbone = Config.fromstring(text, '.py').get('model', {}).get('backbone') or {}
-    return {key: backbone.get(key, default) for key, default in BACKBONE_OPTIONS.items()}
+    return {key: backbone.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
 
 
 def export_backbone(checkpoint, out, branch='teacher', trust_checkpoint=False):
     """Write the backbone of a pretraining checkpoint as plain weights, with the options the
-    run's config recorded (``compress``, ``logits``), atomically.
+    run's config recorded (``compress``, ``logits``, ``global_pool``, ``num_registers``),
+    atomically.
 
     Args:
         checkpoint (str): Pretraining checkpoint (this project's or original DINO's).
@@ -119,7 +123,7 @@ def _recorded_overrides(kwargs, state, checkpoint):
     arguments ``kwargs``, with a note on stderr: the weights were trained with them, so the
     model is rebuilt to match."""
     recorded = recorded_backbone_options(state)
-    own = {key: kwargs.get(key, default) for key, default in BACKBONE_OPTIONS.items()}
+    own = {key: kwargs.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
     changed = {k: v for k, v in recorded.items() if k in own and v != own[k]}
     for key, value in changed.items():
         print(f'note: {checkpoint} was trained with {key}={value!r}; the config says '
@@ -136,8 +140,9 @@ def load_backbone(config, checkpoint, trust_checkpoint=False):
             ``torch.load(weights_only=True)`` unless ``trust_checkpoint``).
         trust_checkpoint (bool): Allow full unpickling (only for files you trust).
 
-    Options the checkpoint recorded (``compress``, ``logits``, see
-    ``rats_mm.models.weights.save_backbone``) win over the config's, with a note on stderr.
+    Options the checkpoint recorded (``compress``, ``logits``, ``global_pool``,
+    ``num_registers``, see ``rats_mm.models.weights.save_backbone``) win over the config's,
+    with a note on stderr.
 
     Returns:
         RatsViT: The model in eval mode. Raises ``RuntimeError`` naming both files when the

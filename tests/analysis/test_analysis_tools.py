@@ -246,3 +246,26 @@ def test_load_backbone_rebuilds_the_compress_step_the_weights_recorded(assets, t
     assert model.logits == 'cosine' and model.compress == 'attention'
     assert "trained with logits='cosine'" in capsys.readouterr().err
     assert torch.equal(model(x), cosine(x))
+
+
+def test_load_backbone_rebuilds_the_read_out_and_register_count_recorded(assets, tmp_path,
+                                                                         capsys):
+    """A backbone trained with 6 registers read side by side, read with the config's 4
+    registers and register-mean pool, comes back as it was trained: model(x) is what its DINO
+    head read, not the mean of adapted registers."""
+    from rats_mm.models.weights import backbone_options, save_backbone
+    trained = RatsViT(**{**RATS, 'num_registers': 6}, global_pool='registers').eval()
+    save_backbone(trained.state_dict(), str(tmp_path / 'reg.pth'), backbone_options(trained))
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'reg.pth'))
+    assert (model.global_pool, model.num_registers) == ('registers', 6)
+    err = capsys.readouterr().err
+    assert "trained with global_pool='registers'" in err and 'num_registers=6' in err
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 6 * RATS['embed_dim'])
+    assert torch.equal(model(x), trained(x))
+    # weights saved before the read-out was recorded keep the config's
+    old = {'state_dict': trained.state_dict(),
+           'meta': {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}}
+    torch.save(old, tmp_path / 'old.pth')
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'old.pth'))
+    assert (model.global_pool, model.num_registers) == ('token', 4)

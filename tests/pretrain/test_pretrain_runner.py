@@ -92,7 +92,9 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     out = tmp_path / 'backbone.pth'
     run([sys.executable, 'tools/export_backbone.py', str(final), str(out)])
     saved = torch.load(out, weights_only=True)
-    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}  # cfg
+    # the config's options; global_pool at RatsViT's default, the register mean
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot',
+                                                  'global_pool': 'token', 'num_registers': 4}}
     weights = saved['state_dict']
     model = RatsViT(**BACKBONE)
     model.load_state_dict(weights, strict=True)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rats_mm.models import RatsViT
+from rats_mm.models.embedding import embed
 from rats_mm.science.train import BatchSampler
 from rats_mm.ssl.distill import DINODistillation, StepSettings, build_optimizer, train_step
 
@@ -144,6 +145,25 @@ def test_register_embedding_needs_registers():
         DINODistillation(vit, embedding='heads')
     with pytest.raises(ValueError, match="embedding='cls' is not one of"):
         DINODistillation(vit, embedding='cls')
+
+
+@pytest.mark.parametrize('embedding', ['registers', 'registers_avg'])
+def test_register_embeddings_of_a_vit_with_registers_skip_its_cls(embedding):
+    """A ViT with [CLS] and registers reads the registers side by side (and the patch mean)
+    like RATS does: the [CLS] is not among them."""
+    vit = RatsViT(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2,
+                  num_registers=4, attn_mode='full', class_token=True).eval()
+    model = DINODistillation(vit, head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16),
+                             embedding=embedding).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = vit.forward_features(x)                       # (B, 1 + 4 + 16, D)
+        got = embed(vit, x, embedding)
+    want = tokens[:, 1:5].flatten(1)                           # (B, 4 * D), no [CLS]
+    if embedding == 'registers_avg':
+        want = torch.cat([want, tokens[:, 5:].mean(1)], 1)
+    torch.testing.assert_close(got, want)
+    assert model.student['head'].mlp[0].in_features == want.shape[1]
 
 
 def test_collapse_is_named_and_logged_on_two_points_in_a_row():
