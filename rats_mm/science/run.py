@@ -182,8 +182,10 @@ def _evaluate(run, trained, configs, sets, recipe, seed, knn):
     figures, _ = evaluate_pretrained(
         teachers, randoms, {'': sets.objects, '_scenes': sets.scenes}, sets.scenes,
         recipe.image_size, clusters, recipe.eval_max_images)
-    run.write(**figures, **{f'part_miou_single_segment{tag}': single_segment_miou(root)
-                            for tag, root in (('', sets.objects), ('_scenes', sets.scenes))})
+    run.write(**figures, **{
+        f'part_miou_single_segment{tag}': single_segment_miou(
+            root, max_images=recipe.eval_max_images or None)
+        for tag, root in (('', sets.objects), ('_scenes', sets.scenes))})
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))
     scenes = _validation_images(sets.scenes, 4)

@@ -194,3 +194,20 @@ def test_clustering_scores_trivial_cases_follow_sklearn():
     out = clustering_scores(one, GT)
     assert out['nmi'] == pytest.approx(normalized_mutual_info_score(GT.ravel(), one.ravel()))
     assert out['ari'] == pytest.approx(adjusted_rand_score(GT.ravel(), one.ravel()))
+
+
+def test_single_segment_floor_on_all_images_and_on_the_first(tmp_path):
+    """One segment over everything, matched to its best class: the first image (all class 0)
+    scores 1; both images score class 0's IoU (320 of 512 pixels) over two present classes."""
+    from PIL import Image
+
+    from rats_mm.analysis import single_segment_miou
+    second = np.zeros((16, 16), np.uint8)
+    second[4:] = 1                                                # 64 px class 0, 192 class 1
+    for name, mask in (('a.png', np.zeros((16, 16), np.uint8)), ('b.png', second)):
+        for kind, array in (('images', np.zeros((16, 16, 3), np.uint8)), ('parts', mask)):
+            path = tmp_path / kind / 'validation' / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(path)
+    assert single_segment_miou(str(tmp_path), max_images=1) == pytest.approx(1.0)
+    assert single_segment_miou(str(tmp_path)) == pytest.approx(320 / 512 / 2)

@@ -148,7 +148,7 @@ def evaluate_parts(model, data_root, mode='hungarian', **segment_kwargs):
         'num_pixels': cs['num_pixels']}
 
 
-def single_segment_miou(data_root, split='validation', patch_size=8):
+def single_segment_miou(data_root, split='validation', patch_size=8, max_images=None):
     """Part mIoU of the trivial prediction "every pixel one segment": the floor any part
     method must clear (matched to one class, it scores that class alone).
 
@@ -156,11 +156,12 @@ def single_segment_miou(data_root, split='validation', patch_size=8):
         data_root (str): Generic part layout.
         split (str): Which split's part masks.
         patch_size (int): The masks are cropped to multiples of it, as for a model.
+        max_images (int | None): Keep the first ``max_images`` (those a model is scored on).
 
     Returns:
         float: mIoU in [0, 1].
     """
-    items, _ = part_items(data_root, split)
+    items, _ = part_items(data_root, split, max_images)
     masks = [prepare_labels(item['parts'], patch_size) for item in items]
     num_gt = max(int(m[m != IGNORE_INDEX].max(initial=0)) for m in masks) + 1
     return part_miou((np.zeros_like(m) for m in masks), masks, 1, num_gt)['miou']
