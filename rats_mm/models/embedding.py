@@ -6,16 +6,18 @@ registers, a ViT its [CLS] token), (B, D). The register read-outs are the ``glob
 values of the same name (``REGISTER_POOLS``): ``'registers'`` every final normed register
 concatenated in order, (B, N * D), so the head is no longer symmetric in the registers of a
 head; ``'heads'`` each head's registers averaged and read on that head's channels, (B, D);
-``'registers_avg'`` every register and the patch mean, (B, (N + 1) * D). A backbone built
-with one of these as its ``global_pool`` returns it from ``model(x)``, so a probe of
-``model(x)`` reads what its DINO head read.
+``'registers_avg'`` every register and the patch mean, (B, (N + 1) * D). ``'avg'`` is the
+patch mean alone, (B, D), timm's pool of that name: the registers still carry every message
+between patches, the head reads what the patches end with. A backbone built with one of these
+as its ``global_pool`` returns it from ``model(x)``, so a probe of ``model(x)`` reads what its
+DINO head read.
 """
 from .head import REGISTER_POOLS, check_pool, pooled_dim
 
 __all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim', 'embedding_of',
            'embedding_pool']
 
-EMBEDDINGS = ('pooled', *REGISTER_POOLS)
+EMBEDDINGS = ('pooled', *REGISTER_POOLS, 'avg')
 
 
 def embedding_pool(embedding):
@@ -51,7 +53,7 @@ def check_embedding(model, embedding):
 
 
 def embedding_dim(model, embedding):
-    """Width of ``embedding``: D for ``'pooled'`` and ``'heads'``, N * D for
+    """Width of ``embedding``: D for ``'pooled'``, ``'heads'`` and ``'avg'``, N * D for
     ``'registers'``, (N + 1) * D for ``'registers_avg'``."""
     check_embedding(model, embedding)
     return pooled_dim(embedding_pool(embedding), model.embed_dim, model.num_registers)

@@ -6,7 +6,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 __all__ = ['CLASSIFIER_ARGS', 'GLOBAL_POOLS', 'REGISTER_POOLS', 'ClassifierMixin',
-           'check_pool', 'pooled_dim']
+           'check_pool', 'pooled_dim', 'uses_fc_norm']
 
 # ``global_pool`` values: the image embedding ([CLS], else the register mean), the patches'
 # mean / max / both averaged, none (forward_head then sees every token), or one of the
@@ -37,6 +37,12 @@ def check_pool(global_pool, num_registers, num_heads, class_token):
         raise ValueError(f"global_pool='heads' needs registers partitioned across the heads "
                          f'and no [CLS] token (num_registers={num_registers}, '
                          f'num_heads={num_heads}, class_token={class_token})')
+
+
+def uses_fc_norm(global_pool, fc_norm):
+    """Whether the final norm goes on the pooled tokens (``fc_norm``) instead of every token;
+    None: timm's rule, for ``'avg'``, ``'max'`` and ``'avgmax'``."""
+    return global_pool in ('avg', 'avgmax', 'max') if fc_norm is None else bool(fc_norm)
 
 
 def pooled_dim(global_pool, embed_dim, num_registers):

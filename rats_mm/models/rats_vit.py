@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers import Block, PatchEmbed, position_embedding
-from .head import REGISTER_POOLS, ClassifierMixin, check_pool, pooled_dim
+from .head import REGISTER_POOLS, ClassifierMixin, check_pool, pooled_dim, uses_fc_norm
 from .inspection import AttentionInspection
 from .intermediates import IntermediatesMixin
 from .options import check_model_options, pair
@@ -106,9 +106,7 @@ class RatsViT(ClassifierMixin, IntermediatesMixin, AttentionInspection, nn.Modul
                       drop_path=dpr[i], attn_drop=attn_drop_rate, proj_drop=proj_drop_rate,
                       compress=compress, logits=logits)
                 for i in range(depth)])
-            # timm's rule: the pooled tokens of 'avg' / 'max' / 'avgmax' get the final norm
-            # (fc_norm) instead of every token (norm)
-            use_fc_norm = global_pool in ('avg', 'avgmax', 'max') if fc_norm is None else fc_norm
+            use_fc_norm = uses_fc_norm(global_pool, fc_norm)
             if use_fc_norm and global_pool in REGISTER_POOLS:
                 raise ValueError(f'fc_norm norms a D-wide pooled token: not for '
                                  f'global_pool={global_pool!r} (every register is normed)')

@@ -25,10 +25,11 @@ _REGISTER_INIT_NOISE = 0.02
 BACKBONE_META_KEY = 'rats_mm_backbone'
 BACKBONE_OPTIONS = {'compress': 'attention', 'logits': 'dot'}
 # Also recorded, without a default (a backbone saved before they were recorded says nothing):
-# what model(x) returns and how many registers were trained. Weights load into a model with
-# others (registers are adapted, the pool reads the same tokens); load_backbone builds the
-# recorded ones.
-BACKBONE_READOUT = ('global_pool', 'num_registers')
+# what model(x) returns, whether its final norm is on the pooled token (fc_norm, resolved to
+# a bool) and how many registers were trained. Weights load into a model with others
+# (registers are adapted, the pool reads the same tokens); load_backbone builds the recorded
+# ones.
+BACKBONE_READOUT = ('global_pool', 'fc_norm', 'num_registers')
 
 
 def unwrap_state_dict(checkpoint):
@@ -292,11 +293,13 @@ def backbone_options(model):
 
     Returns:
         dict: ``compress`` (the register attention's compress step), ``logits`` (its
-        logits, ``'dot'`` or ``'cosine'``), ``global_pool`` (what ``model(x)`` returns) and
-        ``num_registers``.
+        logits, ``'dot'`` or ``'cosine'``), ``global_pool`` (what ``model(x)`` returns),
+        ``fc_norm`` (bool: the final norm on the pooled token) and ``num_registers``.
     """
     options = {key: getattr(model, key, default) for key, default in BACKBONE_OPTIONS.items()}
-    options.update({key: getattr(model, key) for key in BACKBONE_READOUT if hasattr(model, key)})
+    if hasattr(model, 'global_pool'):
+        options.update(global_pool=model.global_pool, num_registers=model.num_registers,
+                       fc_norm=not isinstance(model.fc_norm, torch.nn.Identity))
     return options
 
 

@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 
 from ..models import RatsViT, load_pretrained
-from ..models.head import CLASSIFIER_ARGS
+from ..models.head import CLASSIFIER_ARGS, uses_fc_norm
 from ..models.weights import (BACKBONE_OPTIONS, BACKBONE_READOUT, extract_backbone,
                               load_checkpoint_file, recorded_backbone_options, save_backbone)
 
@@ -88,7 +88,8 @@ def _options_of_run(checkpoint):
     if not isinstance(text, str):
         return {}
     backbone = Config.fromstring(text, '.py').get('model', {}).get('backbone') or {}
-    return {key: backbone.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
+    options = {key: backbone.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
+    return {**options, 'fc_norm': uses_fc_norm(options['global_pool'], options['fc_norm'])}
 
 
 def export_backbone(checkpoint, out, branch='teacher', trust_checkpoint=False):
@@ -124,6 +125,7 @@ def _recorded_overrides(kwargs, state, checkpoint):
     model is rebuilt to match."""
     recorded = recorded_backbone_options(state)
     own = {key: kwargs.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
+    own['fc_norm'] = uses_fc_norm(own['global_pool'], own['fc_norm'])
     changed = {k: v for k, v in recorded.items() if k in own and v != own[k]}
     for key, value in changed.items():
         print(f'note: {checkpoint} was trained with {key}={value!r}; the config says '

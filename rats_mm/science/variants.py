@@ -71,9 +71,8 @@ def variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overr
     """
     backbone_overrides = backbone_overrides or {}
     rats = {**backbone_config(rats_config), **(rats_overrides or {})}
-    options = {name: {**o, 'global_pool': embedding_pool(embedding)}
-               for name, o in RATS_VARIANT_OPTIONS.items()}
-    options.update({name: {**RATS_VARIANT_OPTIONS[base], 'global_pool': embedding_pool(e)}
+    options = {name: {**o, **_read_out(embedding)} for name, o in RATS_VARIANT_OPTIONS.items()}
+    options.update({name: {**RATS_VARIANT_OPTIONS[base], **_read_out(e)}
                     for name, (base, e) in READOUT_VARIANTS.items()})
     configs = {name: {**rats, **o, **backbone_overrides} for name, o in options.items()}
     configs['vit'] = {**backbone_config(vit_config), **backbone_overrides}
@@ -89,6 +88,14 @@ def variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overr
                  for name, o in options.items()}
     described['vit'] = vit_config
     return configs, described
+
+
+def _read_out(embedding):
+    """RatsViT arguments that make ``model(x)`` return ``embedding``: its ``global_pool``,
+    and for the patch mean ``fc_norm=False`` (every token normed, as the other read-outs and
+    the analysis read them, not timm's norm of the pooled token)."""
+    pool = embedding_pool(embedding)
+    return {'global_pool': pool, **({'fc_norm': False} if pool == 'avg' else {})}
 
 
 def _check_variants(variants):

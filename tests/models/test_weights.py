@@ -196,7 +196,8 @@ def test_saved_backbone_records_its_logits(tmp_path):
     path = str(tmp_path / 'cos.pth')
     save_backbone(model.state_dict(), path, backbone_options(model))
     assert torch.load(path, weights_only=True)['meta'][BACKBONE_META_KEY] == {
-        'compress': 'attention', 'logits': 'cosine', 'global_pool': 'token', 'num_registers': 4}
+        'compress': 'attention', 'logits': 'cosine', 'global_pool': 'token', 'fc_norm': False,
+        'num_registers': 4}
     same = RatsViT(**kwargs, logits='cosine')
     load_pretrained(same, path, strict=True)
     assert torch.equal(same.blocks[0].attn.logit_scale, model.blocks[0].attn.logit_scale)

@@ -94,7 +94,8 @@ def test_killed_run_resumes_and_exports(tmp_path, make_image_folder):
     saved = torch.load(out, weights_only=True)
     # the config's options; global_pool at RatsViT's default, the register mean
     assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot',
-                                                  'global_pool': 'token', 'num_registers': 4}}
+                                                  'global_pool': 'token', 'fc_norm': False,
+                                                  'num_registers': 4}}
     weights = saved['state_dict']
     model = RatsViT(**BACKBONE)
     model.load_state_dict(weights, strict=True)
