@@ -125,7 +125,9 @@ def _recorded_overrides(kwargs, state, checkpoint):
     model is rebuilt to match."""
     recorded = recorded_backbone_options(state)
     own = {key: kwargs.get(key, default) for key, default in _RECORDED_DEFAULTS.items()}
-    own['fc_norm'] = uses_fc_norm(own['global_pool'], own['fc_norm'])
+    # the config's fc_norm as it resolves with the pool the model is built with
+    own['fc_norm'] = uses_fc_norm(recorded.get('global_pool', own['global_pool']),
+                                  own['fc_norm'])
     changed = {k: v for k, v in recorded.items() if k in own and v != own[k]}
     for key, value in changed.items():
         print(f'note: {checkpoint} was trained with {key}={value!r}; the config says '

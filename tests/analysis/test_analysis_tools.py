@@ -263,6 +263,12 @@ def test_load_backbone_rebuilds_the_read_out_and_register_count_recorded(assets,
     x = torch.randn(2, 3, 32, 32)
     assert model(x).shape == (2, 6 * RATS['embed_dim'])
     assert torch.equal(model(x), trained(x))
+    # the patch mean over normed tokens comes back with its norm where it was trained
+    patches = RatsViT(**RATS, global_pool='avg', fc_norm=False).eval()
+    save_backbone(patches.state_dict(), str(tmp_path / 'avg.pth'), backbone_options(patches))
+    model = load_backbone(assets / 'rats.py', str(tmp_path / 'avg.pth'))
+    assert model.global_pool == 'avg' and isinstance(model.fc_norm, torch.nn.Identity)
+    assert torch.equal(model(x), patches(x))
     # weights saved before the read-out was recorded keep the config's
     old = {'state_dict': trained.state_dict(),
            'meta': {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}}

@@ -195,6 +195,11 @@ def test_readout_variants_build_their_embedding_as_global_pool():
     rats = RatsViT(**configs['rats_cosine_registers'])
     assert head_embedding(rats) == 'registers'
     assert rats(torch.zeros(1, 3, 64, 64)).shape == (1, rats.num_registers * rats.embed_dim)
+    # the patch mean of every normed token, not timm's norm of the pooled token
+    patches = RatsViT(**configs['rats_cosine_avg']).eval()
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(patches(x), patches.forward_features(x)[:, 24:].mean(1))
+    assert head_embedding(patches) == 'avg'
     # --embedding reaches the variants without their own read-out, never the ViT
     configs, _ = variant_configs(RATS_CONFIG, VIT_CONFIG, embedding='heads')
     assert configs['rats']['global_pool'] == 'heads'
