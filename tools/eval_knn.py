@@ -1,7 +1,7 @@
 """Weighted k-NN classification on frozen features, as DINO's eval_knn.py.
 
     python tools/eval_knn.py CONFIG CKPT --train-root DIR [--train-ann FILE]
-        --val-root DIR [--val-ann FILE] [--embedding pooled|registers|heads|registers_avg]
+        --val-root DIR [--val-ann FILE] [--embedding pooled|registers|heads|registers_avg|avg]
         [--size S] [--out F.json]
     torchrun --nproc_per_node=8 tools/eval_knn.py ...   (features on every rank)
 

@@ -1,7 +1,7 @@
 """Linear classification on frozen features (top-1 / top-5).
 
     python tools/eval_linear.py CONFIG CKPT --train-root DIR [--train-ann FILE]
-        --val-root DIR [--val-ann FILE] [--embedding pooled|registers|heads|registers_avg]
+        --val-root DIR [--val-ann FILE] [--embedding pooled|registers|heads|registers_avg|avg]
         [--size S] [--out F.json]
     torchrun --nproc_per_node=8 tools/eval_linear.py ...   (features on every rank)
 

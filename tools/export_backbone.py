@@ -3,8 +3,10 @@
     python tools/export_backbone.py CKPT OUT [--branch teacher|student]
 
 OUT holds {'state_dict': weights, 'meta': {'rats_mm_backbone': {'compress': ...,
-'logits': ...}}} (the run config's register-attention options), written atomically; it loads with rats_mm.models.load_pretrained (strict=True fits) and into downstream
-configs through init_cfg=dict(type='Pretrained', checkpoint=OUT).
+'logits': ..., 'global_pool': ..., 'fc_norm': ..., 'num_registers': ...}}} (the run
+config's register-attention options and read-out), written atomically; it loads with
+rats_mm.models.load_pretrained (strict=True fits) and into downstream configs through
+init_cfg=dict(type='Pretrained', checkpoint=OUT).
 """
 import argparse
 import sys

@@ -87,8 +87,8 @@ def add_recipe_args(parser):
                         help='what the DINO head of every RATS variant without its own '
                              'read-out reads, and its model(x) returns: the register mean '
                              '(pooled, default), every register concatenated (registers), '
-                             "each head's registers on its channels (heads), or the registers "
-                             'and the patch mean (registers_avg)')
+                             "each head's registers on its channels (heads), the registers "
+                             'and the patch mean (registers_avg), or the patch mean (avg)')
     parser.add_argument('--compile', action='store_true', default=None,
                         help='torch.compile the backbones, one graph per crop size '
                              '(compiled during the probe\'s warm-up steps)')

@@ -12,6 +12,8 @@ between patches, the head reads what the patches end with. A backbone built with
 as its ``global_pool`` returns it from ``model(x)``, so a probe of ``model(x)`` reads what its
 DINO head read.
 """
+from torch import nn
+
 from .head import REGISTER_POOLS, check_pool, pooled_dim
 
 __all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim', 'embedding_of',
@@ -33,29 +35,37 @@ def embedding_of(model):
     return 'pooled' if pool == 'token' else pool
 
 
-def check_embedding(model, embedding):
+def check_embedding(model, embedding, strict=True):
     """Raise ``ValueError`` unless ``model`` can give ``embedding``.
 
     Args:
-        model (RatsViT): The backbone: no classifier, and ``global_pool`` either ``'token'``
-            or ``embedding``'s own pool (the model's output is then the embedding).
+        model (RatsViT): The backbone, with its final norm on every token (``fc_norm``
+            off: :func:`embed` reads normed tokens).
         embedding (str): One of ``EMBEDDINGS``.
+        strict (bool): Also require no classifier and ``global_pool`` either ``'token'`` or
+            ``embedding``'s own pool (a DINO head: ``model(x)`` is then what it reads). A
+            frozen probe pools explicitly and takes any ``global_pool``.
     """
     pool = embedding_pool(embedding)
     classes, model_pool = getattr(model, 'num_classes', 0), getattr(model, 'global_pool',
                                                                     'token')
-    if classes or model_pool not in ('token', pool):
+    if strict and (classes or model_pool not in ('token', pool)):
         raise ValueError(f"a head reads the backbone's image embedding, which needs "
                          f"num_classes=0 and global_pool 'token' or {pool!r} (got "
                          f'num_classes={classes}, global_pool={model_pool!r})')
+    if not isinstance(getattr(model, 'fc_norm', nn.Identity()), nn.Identity):
+        raise ValueError(f'embedding={embedding!r} reads every normed token; the model norms '
+                         f'only its pooled token (fc_norm, timm\'s rule for '
+                         f'global_pool={model_pool!r}): build it with fc_norm=False')
     check_pool(pool, getattr(model, 'num_registers', 0), model.num_heads,
                getattr(model, 'has_class_token', False))
 
 
-def embedding_dim(model, embedding):
-    """Width of ``embedding``: D for ``'pooled'``, ``'heads'`` and ``'avg'``, N * D for
-    ``'registers'``, (N + 1) * D for ``'registers_avg'``."""
-    check_embedding(model, embedding)
+def embedding_dim(model, embedding, strict=True):
+    """Width of ``embedding`` (checked by :func:`check_embedding` with ``strict``): D for
+    ``'pooled'``, ``'heads'`` and ``'avg'``, N * D for ``'registers'``, (N + 1) * D for
+    ``'registers_avg'``."""
+    check_embedding(model, embedding, strict)
     return pooled_dim(embedding_pool(embedding), model.embed_dim, model.num_registers)
 
 

@@ -26,9 +26,8 @@ BACKBONE_META_KEY = 'rats_mm_backbone'
 BACKBONE_OPTIONS = {'compress': 'attention', 'logits': 'dot'}
 # Also recorded, without a default (a backbone saved before they were recorded says nothing):
 # what model(x) returns, whether its final norm is on the pooled token (fc_norm, resolved to
-# a bool) and how many registers were trained. Weights load into a model with others
-# (registers are adapted, the pool reads the same tokens); load_backbone builds the recorded
-# ones.
+# a bool) and how many registers were trained. Not checked when weights load (registers are
+# adapted, every pool reads the same tokens); load_backbone builds the recorded ones.
 BACKBONE_READOUT = ('global_pool', 'fc_norm', 'num_registers')
 
 
@@ -286,7 +285,8 @@ def atomic_save(obj, path):
 
 
 def backbone_options(model):
-    """The options of ``model`` that its weights cannot show (recorded with saved weights).
+    """The options of ``model`` recorded with its saved weights: those the weights cannot
+    show, and its read-out.
 
     Args:
         model (RatsViT): A backbone.
@@ -317,9 +317,9 @@ def save_backbone(weights, path, options):
 
 
 def recorded_backbone_options(checkpoint):
-    """Options a saved backbone recorded (:func:`save_backbone`; those it predates at their
-    defaults), or ``{}`` for any other checkpoint (timm, DINO, DINOv2, exports without
-    options)."""
+    """Options a saved backbone recorded (:func:`save_backbone`; compress and logits it
+    predates at their defaults, a read-out it predates absent), or ``{}`` for any other
+    checkpoint (timm, DINO, DINOv2, exports without options)."""
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     options = meta.get(BACKBONE_META_KEY) if isinstance(meta, dict) else None
     # an option the backbone predates was at its default when it was trained

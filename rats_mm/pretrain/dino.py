@@ -44,9 +44,10 @@ class DINOPretrainer(DINODistillation, BaseModel):
             (:func:`rats_mm.models.compile_static`: checkpoint keys unchanged, one graph per
             crop size, no graph break).
         embedding (str): What the heads read (``rats_mm.models.embedding.EMBEDDINGS``):
-            ``'pooled'`` (the image embedding) or a register read-out (``'registers'``,
-            ``'heads'``, ``'registers_avg'``); with the backbone's ``global_pool`` set to the
-            same read-out, ``model(x)`` and the k-NN monitor read it too.
+            ``'pooled'`` (the image embedding), a register read-out (``'registers'``,
+            ``'heads'``, ``'registers_avg'``) or the patch mean (``'avg'``); with the
+            backbone's ``global_pool`` set to the same read-out, ``model(x)`` and the k-NN
+            monitor read it too.
         num_global (int): Leading views the teacher sees (DINO: the 2 global crops).
     """
 

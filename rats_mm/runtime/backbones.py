@@ -22,9 +22,10 @@ __all__ = ['add_model_args', 'backbone_from_config', 'backbone_kwargs', 'export_
 # Keys of the OpenMMLab wrapper (RatsViTBackbone) or of DINOPretrainer, not RatsViT arguments.
 WRAPPER_KEYS = ('type', 'out_indices', 'norm_maps', 'frozen_stages', 'init_cfg', 'pretrained',
                 'with_cp', 'compile')
-# a backbone has no classifier and is placed by its runner
-_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters) - {*CLASSIFIER_ARGS, 'device',
-                                                                 'dtype'}
+# a backbone has no classifier and is placed by its runner; what model(x) pools (a read-out
+# a DINO head was trained on) it may name
+_VIT_ARGS = frozenset(inspect.signature(RatsViT).parameters) - {
+    *(set(CLASSIFIER_ARGS) - {'global_pool', 'fc_norm'}), 'device', 'dtype'}
 # every option a saved backbone records, at RatsViT's defaults
 _RECORDED_DEFAULTS = {**BACKBONE_OPTIONS, **{
     key: inspect.signature(RatsViT).parameters[key].default for key in BACKBONE_READOUT}}
@@ -94,8 +95,8 @@ def _options_of_run(checkpoint):
 
 def export_backbone(checkpoint, out, branch='teacher', trust_checkpoint=False):
     """Write the backbone of a pretraining checkpoint as plain weights, with the options the
-    run's config recorded (``compress``, ``logits``, ``global_pool``, ``num_registers``),
-    atomically.
+    run's config recorded (``compress``, ``logits``, ``global_pool``, ``fc_norm``,
+    ``num_registers``), atomically.
 
     Args:
         checkpoint (str): Pretraining checkpoint (this project's or original DINO's).
@@ -144,7 +145,7 @@ def load_backbone(config, checkpoint, trust_checkpoint=False):
             ``torch.load(weights_only=True)`` unless ``trust_checkpoint``).
         trust_checkpoint (bool): Allow full unpickling (only for files you trust).
 
-    Options the checkpoint recorded (``compress``, ``logits``, ``global_pool``,
+    Options the checkpoint recorded (``compress``, ``logits``, ``global_pool``, ``fc_norm``,
     ``num_registers``, see ``rats_mm.models.weights.save_backbone``) win over the config's,
     with a note on stderr.
 
@@ -158,8 +159,8 @@ def load_backbone(config, checkpoint, trust_checkpoint=False):
         raise FileNotFoundError(f'checkpoint file {checkpoint} does not exist')
     state = load_checkpoint_file(str(checkpoint), trust_checkpoint)
     kwargs = backbone_kwargs(config)  # the config is read once
-    model = RatsViT(**{**kwargs, **_recorded_overrides(kwargs, state, checkpoint)})
     try:
+        model = RatsViT(**{**kwargs, **_recorded_overrides(kwargs, state, checkpoint)})
         result = load_pretrained(model, state, strict=False)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -29,7 +29,7 @@ def probe_parser(doc):
                    help="what the probe reads: 'pooled', the image embedding ([CLS] or "
                         "register mean); 'registers', the final registers concatenated; "
                         "'heads', each head's registers on its channels; 'registers_avg', "
-                        'the registers and the patch mean')
+                        "the registers and the patch mean; 'avg', the patch mean")
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--num-workers', type=int, default=2)
     p.add_argument('--out', default=None, help='JSON file for the result')

@@ -5,7 +5,7 @@ docs/findings.md, "Emergence at GPU scale").
 
 Everything lands in ``out_dir``: ``summary.json`` (rewritten at every measurement point, so
 a run killed at its time limit still leaves its figures), ``backbone_<variant>.pth`` for
-each trained variant (teacher backbones with their compress step and logits recorded,
+each trained variant (teacher backbones with their options and read-out recorded,
 written as soon as each model is trained; ``configs/science/`` describes them to the analysis
 tools, with the read-out as ``global_pool`` and the RATS overrides that the summary's
 ``configs`` names), ``curves.png``,
@@ -184,7 +184,7 @@ def _evaluate(run, trained, configs, sets, recipe, seed, knn):
         recipe.image_size, clusters, recipe.eval_max_images)
     run.write(**figures, **{
         f'part_miou_single_segment{tag}': single_segment_miou(
-            root, max_images=recipe.eval_max_images or None)
+            root, max_images=recipe.eval_max_images)
         for tag, root in (('', sets.objects), ('_scenes', sets.scenes))})
     run.log('part mIoU: ' + json.dumps({k: round(v, 4) for k, v in run.summary.items()
                                         if k.startswith('part_miou') and v is not None}))

@@ -68,7 +68,7 @@ class DINODistillation(nn.Module):
             ``'pooled'``, the image embedding (RATS's mean of the registers, a ViT's [CLS]),
             or a register read-out (``'registers'``, every final register concatenated in
             order, (B, N * D), so the loss is no longer symmetric in the registers of a head;
-            ``'heads'``; ``'registers_avg'``).
+            ``'heads'``; ``'registers_avg'``), or the patch mean (``'avg'``).
         **module_kwargs: Passed on to the next base's ``__init__`` (a subclass that also
             derives from mmengine's ``BaseModel``: ``data_preprocessor``, ``init_cfg``).
     """

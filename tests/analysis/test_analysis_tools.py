@@ -263,6 +263,16 @@ def test_load_backbone_rebuilds_the_read_out_and_register_count_recorded(assets,
     x = torch.randn(2, 3, 32, 32)
     assert model(x).shape == (2, 6 * RATS['embed_dim'])
     assert torch.equal(model(x), trained(x))
+    # a config may name the read-out itself (a DINO config's backbone): no note then
+    config = tmp_path / 'reg.py'
+    described = dict(RATS, num_registers=6, global_pool='registers')
+    config.write_text(f'model = dict(backbone={described!r})\n')
+    assert torch.equal(load_backbone(config, str(tmp_path / 'reg.pth'))(x), trained(x))
+    assert 'note:' not in capsys.readouterr().err
+    # a frozen probe still reads any embedding of it, e.g. the register mean
+    from rats_mm.analysis.probes.features import FrozenEmbedding
+    torch.testing.assert_close(FrozenEmbedding(model, 'pooled')(x),
+                               trained.forward_features(x)[:, :6].mean(1))
     # the patch mean over normed tokens comes back with its norm where it was trained
     patches = RatsViT(**RATS, global_pool='avg', fc_norm=False).eval()
     save_backbone(patches.state_dict(), str(tmp_path / 'avg.pth'), backbone_options(patches))

@@ -147,6 +147,21 @@ def test_register_embedding_needs_registers():
         DINODistillation(vit, embedding='cls')
 
 
+def test_patch_mean_embedding_refuses_a_pooled_token_norm():
+    """timm's rule puts the final norm on the pooled token for global_pool='avg': the head
+    would read un-normed tokens that model(x) never returns."""
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2,
+                  num_registers=4)
+    with pytest.raises(ValueError, match="embedding='avg' reads every normed token; the model "
+                                         'norms only its pooled token'):
+        DINODistillation(RatsViT(**kwargs, global_pool='avg'), embedding='avg')
+    model = DINODistillation(RatsViT(**kwargs, global_pool='avg', fc_norm=False),
+                             head=dict(out_dim=64, hidden_dim=32, bottleneck_dim=16),
+                             embedding='avg')
+    backbone, x = model.student['backbone'].eval(), torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(embed(backbone, x, 'avg'), backbone(x))
+
+
 @pytest.mark.parametrize('embedding', ['registers', 'registers_avg'])
 def test_register_embeddings_of_a_vit_with_registers_skip_its_cls(embedding):
     """A ViT with [CLS] and registers reads the registers side by side (and the patch mean)

@@ -27,13 +27,13 @@ class FrozenEmbedding(nn.Module):
     Args:
         model (RatsViT): The backbone (put in eval mode here).
         embedding (str): One of ``EMBEDDINGS``: ``'pooled'``, the image embedding (the [CLS]
-            token, or for a RATS without one the mean of its registers), or a register
-            read-out (``'registers'``, ``'heads'``, ``'registers_avg'``).
+            token, or for a RATS without one the mean of its registers), a register read-out
+            (``'registers'``, ``'heads'``, ``'registers_avg'``) or the patch mean (``'avg'``).
     """
 
     def __init__(self, model, embedding='pooled'):
         super().__init__()
-        check_embedding(model, embedding)
+        check_embedding(model, embedding, strict=False)
         self.model, self.embedding = model.eval(), embedding
 
     @torch.no_grad()

@@ -39,7 +39,7 @@ class ProbeSettings:
         iters (int): Training iterations.
         embedding (str): What the classifier reads (``rats_mm.models.embedding``):
             one of ``EMBEDDINGS``: ``'pooled'`` (the image embedding) or a register read-out
-            (``'registers'``, ``'heads'``, ``'registers_avg'``).
+            (``'registers'``, ``'heads'``, ``'registers_avg'``) or the patch mean (``'avg'``).
         batch_size (int): Images per iteration.
         lr (float): AdamW learning rate (constant after a linear warm-up of 10 %).
         weight_decay (float): AdamW weight decay, on every parameter (the probe's own
@@ -147,7 +147,7 @@ def train_attention_probe(model, train, val, settings=None, log=print):
     val_images, val_labels = val
     num_classes = int(max(labels.max(), val_labels.max())) + 1
     generator = torch.Generator().manual_seed(settings.seed)
-    classifier = nn.Linear(embedding_dim(model, settings.embedding), num_classes)
+    classifier = nn.Linear(embedding_dim(model, settings.embedding, strict=False), num_classes)
     params = list(model.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     warmup = max(1, settings.iters // 10)
