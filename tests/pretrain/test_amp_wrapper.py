@@ -194,3 +194,21 @@ def test_the_read_out_config_feeds_every_register_to_the_heads_and_the_monitor()
         out = model(x, mode='tensor')
         registers = backbone.forward_tokens(x)['x_norm_regtokens']
     torch.testing.assert_close(out, registers.flatten(1))
+
+
+def test_the_patch_mean_config_feeds_the_normed_patch_mean_to_the_heads_and_the_monitor():
+    """configs/demo/dino_rats_cosine_avg_synthetic.py: cosine logits, the DINO heads read the
+    mean of the normed patch tokens (D wide) and model(x), which the k-NN monitor reads, is
+    that mean."""
+    import torch
+    args = train_parser('pretrain').parse_args(
+        [os.path.join(ROOT, 'configs', 'demo', 'dino_rats_cosine_avg_synthetic.py')])
+    model = MODELS.build(settle_run_config(args).model)
+    backbone = model.teacher['backbone']
+    assert (backbone.logits, model.embedding) == ('cosine', 'avg')
+    assert model.student['head'].mlp[0].in_features == backbone.embed_dim
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x, mode='tensor')
+        patches = backbone.forward_tokens(x)['x_norm_patchtokens']
+    torch.testing.assert_close(out, patches.mean(1))
