@@ -27,10 +27,11 @@ teacher_temp = (0.04, 0.04)  # (start, end) of the linear warm-up
 teacher_temp_warmup_iters = 0
 
 # The paper's register attention (dot-product logits), its DINO head reading the register
-# mean. Cosine logits with the head reading every register (docs/findings.md, "Local crops:
-# RATS read-outs against the ViT") are one switch, here or on the command line:
-#   --cfg-options model.backbone.logits=cosine model.backbone.global_pool=registers \
-#                 model.embedding=registers
+# mean. The RATS that learns as much as the ViT with local crops on the two-core testbed
+# (docs/findings.md, "Local crops: RATS read-outs against the ViT") has cosine logits and its
+# head reading the patch mean; one switch, here or on the command line:
+#   --cfg-options model.backbone.logits=cosine model.backbone.global_pool=avg \
+#                 model.backbone.fc_norm=False model.embedding=avg
 model = dict(
     backbone=dict(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=6,
                   num_registers=48, attn_mode='rats', class_token=False, drop_path_rate=0.1),

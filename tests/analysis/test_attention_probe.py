@@ -37,7 +37,10 @@ def test_cli_writes_per_block_statistics_and_a_backbone(synthetic_root, tmp_path
     assert len(blocks) == 4 and set(blocks[0]) == set(STEP_STATISTICS)
     assert all(-1 <= b['compress_map_similarity'] <= 1 for b in blocks)
     saved = torch.load(backbone, weights_only=True)
-    assert saved['meta']['rats_mm_backbone'] == {'compress': compress, 'logits': logits}
+    # the config's backbone: model(x) the register mean, 12 registers
+    assert saved['meta']['rats_mm_backbone'] == {'compress': compress, 'logits': logits,
+                                                 'global_pool': 'token', 'fc_norm': False,
+                                                 'num_registers': 12}
 
 
 def _two_class_images(n, generator):
