@@ -39,20 +39,22 @@ def check_embedding(model, embedding, strict=True):
     """Raise ``ValueError`` unless ``model`` can give ``embedding``.
 
     Args:
-        model (RatsViT): The backbone, with its final norm on every token (``fc_norm``
-            off: :func:`embed` reads normed tokens).
+        model (RatsViT): The backbone: no classifier, its final norm on every token
+            (``fc_norm`` off: :func:`embed` reads normed tokens).
         embedding (str): One of ``EMBEDDINGS``.
-        strict (bool): Also require no classifier and ``global_pool`` either ``'token'`` or
+        strict (bool): Also require ``global_pool`` either ``'token'`` or
             ``embedding``'s own pool (a DINO head: ``model(x)`` is then what it reads). A
             frozen probe pools explicitly and takes any ``global_pool``.
     """
     pool = embedding_pool(embedding)
     classes, model_pool = getattr(model, 'num_classes', 0), getattr(model, 'global_pool',
                                                                     'token')
-    if strict and (classes or model_pool not in ('token', pool)):
+    if classes:
         raise ValueError(f"a head reads the backbone's image embedding, which needs "
-                         f"num_classes=0 and global_pool 'token' or {pool!r} (got "
-                         f'num_classes={classes}, global_pool={model_pool!r})')
+                         f'num_classes=0 (got num_classes={classes})')
+    if strict and model_pool not in ('token', pool):
+        raise ValueError(f"a head reads the backbone's image embedding, which needs "
+                         f"global_pool 'token' or {pool!r} (got global_pool={model_pool!r})")
     if not isinstance(getattr(model, 'fc_norm', nn.Identity()), nn.Identity):
         raise ValueError(f'embedding={embedding!r} reads every normed token; the model norms '
                          f'only its pooled token (fc_norm, timm\'s rule for '

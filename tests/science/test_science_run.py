@@ -127,14 +127,18 @@ def test_part_eval_tool_reproduces_the_run(smoke_run, tmp_path, name, config, me
 def test_exported_backbone_is_a_plain_state_dict(smoke_run):
     competition = torch.load(os.path.join(smoke_run[0], 'backbone_rats_competition.pth'),
                              weights_only=True)
+    # the options and the read-out: model(x) the register mean, the science config's 24
+    readout = {'global_pool': 'token', 'fc_norm': False, 'num_registers': 24}
     assert competition['meta'] == {'rats_mm_backbone': {'compress': 'competition',
-                                                        'logits': 'dot'}}
+                                                        'logits': 'dot', **readout}}
     cosine = torch.load(os.path.join(smoke_run[0], 'backbone_rats_cosine.pth'),
                         weights_only=True)
-    assert cosine['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'cosine'}}
+    assert cosine['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'cosine',
+                                                   **readout}}
     assert cosine['state_dict']['blocks.0.attn.logit_scale'].shape == (3, 3)
     saved = torch.load(os.path.join(smoke_run[0], 'backbone_rats.pth'), weights_only=True)
-    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot'}}
+    assert saved['meta'] == {'rats_mm_backbone': {'compress': 'attention', 'logits': 'dot',
+                                                  **readout}}
     state = saved['state_dict']
     assert state['registers'].shape == (1, 24, 192)
     assert all(v.dtype == torch.float32 for v in state.values())
