@@ -17,7 +17,7 @@ from torch import nn
 from .head import REGISTER_POOLS, check_pool, pooled_dim
 
 __all__ = ['EMBEDDINGS', 'check_embedding', 'embed', 'embedding_dim', 'embedding_of',
-           'embedding_pool']
+           'embedding_pool', 'read_out_kwargs']
 
 EMBEDDINGS = ('pooled', *REGISTER_POOLS, 'avg')
 
@@ -27,6 +27,14 @@ def embedding_pool(embedding):
     if embedding not in EMBEDDINGS:
         raise ValueError(f'embedding={embedding!r} is not one of {EMBEDDINGS}')
     return 'token' if embedding == 'pooled' else embedding
+
+
+def read_out_kwargs(embedding):
+    """RatsViT arguments that make ``model(x)`` return ``embedding``: its ``global_pool``,
+    and for the patch mean ``fc_norm=False`` (every token normed, as :func:`embed` and the
+    analysis read them, not timm's norm of the pooled token)."""
+    pool = embedding_pool(embedding)
+    return {'global_pool': pool, **({'fc_norm': False} if pool == 'avg' else {})}
 
 
 def embedding_of(model):

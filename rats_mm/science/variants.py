@@ -2,7 +2,7 @@
 a register read-out, and the ViT config; their display names, their backbone arguments and
 what a run takes from its preset."""
 from ..models import RatsViT
-from ..models.embedding import EMBEDDINGS, embedding_pool
+from ..models.embedding import EMBEDDINGS, read_out_kwargs
 from .presets import PRESET_DEFAULTS
 from .recipe import RATS_CONFIG, VIT_CONFIG, backbone_config
 
@@ -21,6 +21,8 @@ def display_name(variant):
         base, embedding = READOUT_VARIANTS[variant]
         return f'{DISPLAY_NAMES[base]}, {embedding} read'
     return DISPLAY_NAMES[variant]
+
+
 # The RATS variants: the RATS config with these register-attention options (for the default
 # config, configs/science/<variant>_science.py, which the analysis tools read; a test keeps
 # them equal).
@@ -71,8 +73,8 @@ def variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overr
     """
     backbone_overrides = backbone_overrides or {}
     rats = {**backbone_config(rats_config), **(rats_overrides or {})}
-    options = {name: {**o, **_read_out(embedding)} for name, o in RATS_VARIANT_OPTIONS.items()}
-    options.update({name: {**RATS_VARIANT_OPTIONS[base], **_read_out(e)}
+    options = {name: {**o, **read_out_kwargs(embedding)} for name, o in RATS_VARIANT_OPTIONS.items()}
+    options.update({name: {**RATS_VARIANT_OPTIONS[base], **read_out_kwargs(e)}
                     for name, (base, e) in READOUT_VARIANTS.items()})
     configs = {name: {**rats, **o, **backbone_overrides} for name, o in options.items()}
     configs['vit'] = {**backbone_config(vit_config), **backbone_overrides}
@@ -88,14 +90,6 @@ def variant_configs(rats_config, vit_config, backbone_overrides=None, rats_overr
                  for name, o in options.items()}
     described['vit'] = vit_config
     return configs, described
-
-
-def _read_out(embedding):
-    """RatsViT arguments that make ``model(x)`` return ``embedding``: its ``global_pool``,
-    and for the patch mean ``fc_norm=False`` (every token normed, as the other read-outs and
-    the analysis read them, not timm's norm of the pooled token)."""
-    pool = embedding_pool(embedding)
-    return {'global_pool': pool, **({'fc_norm': False} if pool == 'avg' else {})}
 
 
 def _check_variants(variants):
